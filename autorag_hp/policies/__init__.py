@@ -1,0 +1,1 @@
+"""autorag_hp.policies."""
