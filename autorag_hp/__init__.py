@@ -1,1 +1,34 @@
-"""autorag-hp."""
+"""autorag-hp: tune RAG pipelines online and offline with hierarchical multi-armed bandits.
+
+>>> from autorag_hp import SearchSpace, Tuner
+>>> space = SearchSpace({"retrieval": {"top_k": [1, 3, 5]}, "generation": {"prompt": ["concise", "cite"]}})
+>>> tuner = Tuner(space, policy="hier_ucb", seed=0)
+>>> trial = tuner.suggest()
+>>> tuner.report(trial.id, 0.73)
+>>> tuner.best(1)[0].mean
+0.73
+"""
+
+from autorag_hp.errors import (
+    AutoRAGHPError,
+    InvalidConfigError,
+    InvalidRewardError,
+    InvalidSpaceError,
+    SpaceExhaustedError,
+    StorageMismatchError,
+    TrialAlreadyReportedError,
+    TrialExpiredError,
+    UnknownPolicyError,
+    UnknownTrialError,
+)
+from autorag_hp.space import Config, Param, SearchSpace
+from autorag_hp.tuner import BestRow, Trial, Tuner
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SearchSpace", "Param", "Config", "Tuner", "Trial", "BestRow",
+    "AutoRAGHPError", "InvalidSpaceError", "InvalidConfigError", "InvalidRewardError", "UnknownPolicyError",
+    "UnknownTrialError", "TrialAlreadyReportedError", "TrialExpiredError", "SpaceExhaustedError",
+    "StorageMismatchError", "__version__",
+]

@@ -1,0 +1,246 @@
+"""The policy base class: it owns per-configuration statistics, ranking and serialization.
+
+A subclass implements one method, :meth:`Policy._select`, and may override :meth:`Policy._on_update`
+and :meth:`Policy._on_decision` to keep extra statistics (as the hierarchical policies do).
+
+How state evolves (the contract every policy keeps, and the reason a reopened tuner continues exactly):
+
+* The state is a *fold* over the event log: ``observe_decision(config, info)`` once per decision (a batch of
+  B suggestions is one decision), ``update(config, reward, weight, info)`` once per report, and
+  ``release(config, weight, info)`` once per expired trial. Nothing else changes it; :meth:`select` is pure.
+* The random generator for decision ``t`` is derived from ``(seed, t)``, so the same seed and the same events
+  give the same next decision in any process, with no generator state to persist.
+* Rewards are credited with weight ``1/B``: a fully reported batch counts as one pull with the batch's mean
+  reward; a partly reported batch counts fractionally; nothing waits for stragglers.
+* Trials that are suggested but not yet reported are *pending*. Flat UCB and the hierarchical policies count
+  pending pulls in their exploration bonus so that concurrent requests spread over arms instead of all
+  taking the same untried one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from autorag_hp.space import Config, SearchSpace
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :meth:`Policy.select` returns: the configuration and what the policy needs to credit it."""
+
+    config: Config
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Policy:
+    """Base class of all policies. ``seed`` fixes every random choice; ties are broken by that generator."""
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        if not isinstance(space, SearchSpace):
+            space = SearchSpace(space)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.space = space
+        self.seed = seed
+        size = space.size
+        self.t = 0  # decisions observed so far
+        self._n = np.zeros(size)  # credited pulls per configuration (weighted)
+        self._s = np.zeros(size)  # sum of weighted rewards
+        self._pending = np.zeros(size)  # decisions not yet credited
+        self._reward_sum = 0.0  # pooled statistics of all credited rewards
+        self._reward_sumsq = 0.0
+        self._reward_n = 0.0
+        self._idx: dict[str, int] = {}
+
+    # --- parameters (configuration, kept apart from state) ----------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """The policy's hyper-parameters (not its state)."""
+        return {}
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _rng(self, stream: int = 0) -> np.random.Generator:
+        """The generator of the current decision (derived from seed and t; created only when used)."""
+        return _LazyRng((self.seed, self.t, stream))  # type: ignore[return-value]
+
+    def _index(self, config: Config) -> int:
+        idx = self._idx.get(config.id)
+        if idx is None:
+            idx = self.space.index(config)
+            self._idx[config.id] = idx
+        return idx
+
+    @staticmethod
+    def _argmax(scores: np.ndarray, rng: np.random.Generator) -> int:
+        """Index of the maximum, ties broken uniformly at random by ``rng``."""
+        best = np.flatnonzero(scores == scores.max())
+        return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
+
+    @property
+    def pooled_mean(self) -> float:
+        return self._reward_sum / self._reward_n if self._reward_n > 0 else 0.0
+
+    @property
+    def pooled_var(self) -> float:
+        """Variance of all credited rewards; 1.0 until two rewards were seen (a neutral scale)."""
+        if self._reward_n < 2:
+            return 1.0
+        m = self.pooled_mean
+        var = self._reward_sumsq / self._reward_n - m * m
+        return max(var, 1e-6)
+
+    def means(self) -> np.ndarray:
+        """Observed mean reward per configuration (NaN where never credited)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self._n > 0, self._s / np.maximum(self._n, 1e-300), np.nan)
+
+    # --- the interface ----------------------------------------------------------------------------------
+    def select(self) -> Selection:
+        """Choose the configuration for the next decision. Pure: it changes no state."""
+        return self._select(self._rng())
+
+    def _select(self, rng: np.random.Generator) -> Selection:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe_decision(self, config: Config, info: dict[str, Any] | None = None) -> None:
+        """Record that a decision was made (called once per batch, in event-log order)."""
+        idx = self._index(config)
+        self._pending[idx] += 1.0
+        self._on_decision(idx, config, info or {})
+        self.t += 1
+
+    def update(self, config: Config, reward: float, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
+        """Credit ``reward`` to ``config`` with ``weight`` (1/B for a batch of B)."""
+        reward = float(reward)
+        if not math.isfinite(reward):
+            raise ValueError(f"reward must be finite, got {reward!r}")
+        idx = self._index(config)
+        self._n[idx] += weight
+        self._s[idx] += weight * reward
+        self._pending[idx] = max(0.0, self._pending[idx] - weight)
+        self._reward_n += weight
+        self._reward_sum += weight * reward
+        self._reward_sumsq += weight * reward * reward
+        self._on_update(idx, config, reward, weight, info or {})
+
+    def release(self, config: Config, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
+        """A pending trial expired without a reward: drop its pending weight."""
+        idx = self._index(config)
+        self._pending[idx] = max(0.0, self._pending[idx] - weight)
+        self._on_release(idx, config, weight, info or {})
+
+    def _on_decision(self, idx: int, config: Config, info: dict[str, Any]) -> None:
+        pass
+
+    def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
+        pass
+
+    def _on_release(self, idx: int, config: Config, weight: float, info: dict[str, Any]) -> None:
+        pass
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the policy has nothing left to suggest (only grid search ever is)."""
+        return False
+
+    def ranking(self, k: int | None = None) -> list[tuple[Config, float, float]]:
+        """Configurations with at least one credited reward, best estimated mean first: (config, mean, pulls).
+
+        Ties are broken by more pulls, then by configuration id (deterministic).
+        """
+        tried = np.flatnonzero(self._n > 0)
+        rows = [(self.space.config_at(int(i)), float(self._s[i] / self._n[i]), float(self._n[i])) for i in tried]
+        rows.sort(key=lambda r: (-r[1], -r[2], r[0].id))
+        return rows if k is None else rows[:k]
+
+    # --- serialization ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain numbers keyed by arm id (configuration id): JSON-able, mergeable, warm-startable."""
+        arms = {}
+        for i in np.flatnonzero((self._n > 0) | (self._pending > 0)):
+            cfg = self.space.config_at(int(i))
+            arms[cfg.id] = [float(self._n[i]), float(self._s[i]), float(self._pending[i])]
+        return {
+            "policy": self.name,
+            "params": self.params(),
+            "seed": self.seed,
+            "space": self.space.fingerprint,
+            "t": self.t,
+            "pooled": [self._reward_n, self._reward_sum, self._reward_sumsq],
+            "arms": arms,
+            "extra": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`. Arms the space no longer has are ignored; new arms start empty."""
+        if state.get("policy") not in (None, self.name):
+            raise ValueError(f"state is of policy {state.get('policy')!r}, not {self.name!r}")
+        ids = {self.space.config_at(i).id: i for i in range(self.space.size)}
+        self._n[:] = 0
+        self._s[:] = 0
+        self._pending[:] = 0
+        for arm_id, (n, s, pending) in state.get("arms", {}).items():
+            i = ids.get(arm_id)
+            if i is not None:
+                self._n[i], self._s[i], self._pending[i] = n, s, pending
+        self.t = int(state.get("t", 0))
+        self._reward_n, self._reward_sum, self._reward_sumsq = state.get("pooled", [0.0, 0.0, 0.0])
+        self._load_extra_state(state.get("extra", {}))
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({params}{', ' if params else ''}seed={self.seed}, t={self.t})"
+
+
+class _LazyRng:
+    """A numpy Generator seeded with ``key``, created on first use (most decisions never need one)."""
+
+    __slots__ = ("_key", "_gen")
+
+    def __init__(self, key):
+        self._key = key
+        self._gen = None
+
+    def __getattr__(self, name):
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = np.random.default_rng(list(self._key))
+        return getattr(gen, name)
+
+
+def ucb_scores(n: np.ndarray, s: np.ndarray, pending: np.ndarray, t: float, alpha: float, prior_mean: float) -> np.ndarray:
+    """UCB index ``mean + alpha * sqrt(ln t / n_eff)`` with ``n_eff = n + pending``; +inf where n_eff = 0.
+
+    Arms with pending pulls but no credited reward use ``prior_mean`` (the pooled mean) as their mean.
+    """
+    n_eff = n + pending
+    untried = n_eff <= 0
+    if untried.any():
+        return np.where(untried, np.inf, 0.0)  # only the untried compete: +inf each, ties broken at random
+    mean = s / np.maximum(n, 1e-300)
+    if not n.all():
+        mean[n <= 0] = prior_mean
+    return mean + alpha * np.sqrt(math.log(max(t, 1.0)) / n_eff)
+
+
+def gaussian_sample(
+    n: np.ndarray, s: np.ndarray, prior_mean: float, var: float, rng: np.random.Generator, prior_n: float = 1.0
+) -> np.ndarray:
+    """One draw per arm from the Normal posterior of its mean (known variance ``var``).
+
+    Prior ``N(prior_mean, var / prior_n)``: one pseudo-observation at the pooled mean.
+    """
+    post_n = n + prior_n
+    post_mean = (s + prior_n * prior_mean) / post_n
+    return post_mean + rng.standard_normal(n.shape) * np.sqrt(var / post_n)

@@ -1,0 +1,170 @@
+"""The storage contract, which every backend (memory, SQLite, PostgreSQL) passes the same test suite for.
+
+* **Source of truth.** An append-only event log per study: ``suggest`` (a trial was handed out), ``report``
+  (its reward arrived), ``expire`` (its time ran out). Each event carries its time, trial id, configuration
+  (JSON), reward and the policy's info. Per-configuration aggregates (count, sum, sum of squares) are updated
+  in the same transaction as the event and can be rebuilt from the log at any time
+  (:meth:`Storage.rebuild_stats`).
+* **Ordering.** Event sequence numbers increase in commit order: a reader that has seen event ``n`` will
+  never later discover an event numbered below ``n``. (SQLite serialises writers with ``BEGIN IMMEDIATE``;
+  PostgreSQL takes a row lock on the study.)
+* **Durability.** When :meth:`suggest`, :meth:`report` or :meth:`expire` returns, the change is committed:
+  it survives the process being killed (SQLite in WAL mode with ``synchronous=NORMAL``; pass
+  ``sqlite_synchronous="FULL"`` to survive power loss too). The memory backend is durable for the life of
+  the process only.
+* **Idempotence and validation.** A trial is reported at most once: a second report raises
+  :class:`TrialAlreadyReportedError`, a report after expiry :class:`TrialExpiredError`, an unknown id
+  :class:`UnknownTrialError`; in each case nothing is written.
+* **Thread and process safety.** Every method may be called from many threads; SQL backends may be shared by
+  many processes (and machines, for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autorag_hp.space import SearchSpace
+
+SUGGEST, REPORT, EXPIRE = "suggest", "report", "expire"
+PENDING, REPORTED, EXPIRED = "pending", "reported", "expired"
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    kind: str
+    trial_id: str
+    config: str  # canonical JSON of the configuration
+    reward: float | None
+    info: dict[str, Any]
+    time: float
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["config"] = json.loads(self.config)
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        d = json.loads(line)
+        missing = {"seq", "kind", "trial_id", "config", "time"} - set(d)
+        if missing:
+            raise ValueError(f"event line is missing field(s) {sorted(missing)}: {line[:200]}")
+        if d["kind"] not in (SUGGEST, REPORT, EXPIRE):
+            raise ValueError(f"unknown event kind {d['kind']!r}; expected suggest, report or expire")
+        from autorag_hp.space import Config
+
+        return cls(
+            seq=int(d["seq"]),
+            kind=d["kind"],
+            trial_id=str(d["trial_id"]),
+            config=Config(d["config"]).to_json(),
+            reward=None if d.get("reward") is None else float(d["reward"]),
+            info=d.get("info") or {},
+            time=float(d["time"]),
+        )
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    trial_id: str
+    config: str  # canonical JSON
+    config_id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    state: str = PENDING
+    created_at: float = 0.0
+    expires_at: float | None = None
+    reward: float | None = None
+    reported_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Stat:
+    config: str
+    count: int
+    sum: float
+    sumsq: float
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else math.nan
+
+
+class Storage(ABC):
+    """Abstract storage. Implementations: :class:`MemoryStorage`, :class:`SQLStorage`."""
+
+    url: str = "memory"
+
+    @abstractmethod
+    def open_study(self, name: str, space: SearchSpace, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Create the study or open the existing one; raise StorageMismatchError if its space differs."""
+
+    @abstractmethod
+    def suggest(self, study: str, trial: TrialRecord) -> int:
+        """Store a new pending trial and its ``suggest`` event; return the event's sequence number."""
+
+    @abstractmethod
+    def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
+        """Mark the trial reported, append the ``report`` event, update aggregates; return (seq, trial)."""
+
+    @abstractmethod
+    def expire(self, study: str, now: float) -> list[TrialRecord]:
+        """Expire every pending trial whose deadline passed; append an ``expire`` event for each."""
+
+    @abstractmethod
+    def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with sequence number greater than ``after``, in order."""
+
+    @abstractmethod
+    def stats(self, study: str) -> dict[str, Stat]:
+        """Aggregates per configuration id."""
+
+    @abstractmethod
+    def trial(self, study: str, trial_id: str) -> TrialRecord:
+        """One trial; :class:`UnknownTrialError` if there is none."""
+
+    @abstractmethod
+    def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
+        """All trials of the study (optionally only those in ``state``), in creation order."""
+
+    @abstractmethod
+    def rebuild_stats(self, study: str) -> None:
+        """Recompute the aggregates from the event log."""
+
+    @abstractmethod
+    def import_events(self, study: str, events: Iterable[Event]) -> int:
+        """Append events from another log (new sequence numbers, same order); return how many."""
+
+    @abstractmethod
+    def studies(self) -> list[str]:
+        """Names of the studies in this storage."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; backends without resources keep it
+        """Release connections. The default does nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def stats_from_events(events: Iterable[Event]) -> dict[str, Stat]:
+    """Fold ``report`` events into per-configuration aggregates (the definition the backends must match)."""
+    from autorag_hp.space import Config
+
+    acc: dict[str, list] = {}
+    for ev in events:
+        if ev.kind != REPORT:
+            continue
+        cid = Config.from_json(ev.config).id
+        a = acc.setdefault(cid, [ev.config, 0, 0.0, 0.0])
+        a[1] += 1
+        a[2] += ev.reward
+        a[3] += ev.reward * ev.reward
+    return {cid: Stat(*a) for cid, a in acc.items()}

@@ -1,0 +1,386 @@
+"""SQL storage through SQLAlchemy: a SQLite file (the embedded default, WAL mode) or PostgreSQL by URL.
+
+>>> st = SQLStorage("sqlite://")          # in-memory SQLite, for a quick look
+>>> st.studies()
+[]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+from autorag_hp.errors import (
+    StorageMismatchError,
+    TrialAlreadyReportedError,
+    TrialExpiredError,
+    UnknownTrialError,
+)
+from autorag_hp.space import SearchSpace
+from autorag_hp.storage.base import (
+    EXPIRE,
+    EXPIRED,
+    PENDING,
+    REPORT,
+    REPORTED,
+    SUGGEST,
+    Event,
+    Stat,
+    Storage,
+    TrialRecord,
+    stats_from_events,
+)
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+studies_t = sa.Table(
+    "autorag_studies",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False, default=SCHEMA_VERSION),
+)
+events_t = sa.Table(
+    "autorag_events",
+    metadata,
+    sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("trial_id", sa.String(64), nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("reward", sa.Float, nullable=True),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("time", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+trials_t = sa.Table(
+    "autorag_trials",
+    metadata,
+    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
+    sa.Column("trial_id", sa.String(64), primary_key=True),
+    sa.Column("n", _BigId, nullable=False),  # creation order within the storage
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("config_id", sa.String(32), nullable=False),
+    sa.Column("info", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=True),
+    sa.Column("reward", sa.Float, nullable=True),
+    sa.Column("reported_at", sa.Float, nullable=True),
+    sa.Index("autorag_trials_pending", "study_id", "state", "expires_at"),
+)
+stats_t = sa.Table(
+    "autorag_stats",
+    metadata,
+    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
+    sa.Column("config_id", sa.String(32), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("sum", sa.Float, nullable=False),
+    sa.Column("sumsq", sa.Float, nullable=False),
+)
+
+# Hot-path statements run at the driver level (no SQLAlchemy compilation per call: 10x faster).
+# Written with :name parameters (sqlite3's named style); converted to %(name)s for psycopg.
+_SQL = {
+    "upsert_stat": "INSERT INTO autorag_stats (study_id, config_id, config, count, sum, sumsq) "
+    "VALUES (:sid, :cid, :config, 1, :r, :r2) "
+    "ON CONFLICT (study_id, config_id) DO UPDATE SET count = autorag_stats.count + 1, "
+    "sum = autorag_stats.sum + excluded.sum, sumsq = autorag_stats.sumsq + excluded.sumsq",
+    "insert_event": "INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time) "
+    "VALUES (:sid, :kind, :tid, :config, :reward, :info, :time) RETURNING seq",
+    "insert_trial": "INSERT INTO autorag_trials (study_id, trial_id, n, config, config_id, info, state, created_at, "
+    "expires_at) VALUES (:sid, :tid, :n, :config, :cid, :info, 'pending', :created, :expires)",
+    "get_trial": "SELECT trial_id, config, config_id, info, state, created_at, expires_at, reward, reported_at "
+    "FROM autorag_trials WHERE study_id = :sid AND trial_id = :tid",
+    "mark_reported": "UPDATE autorag_trials SET state = 'reported', reward = :reward, reported_at = :now "
+    "WHERE study_id = :sid AND trial_id = :tid",
+    "events_after": "SELECT seq, kind, trial_id, config, reward, info, time FROM autorag_events "
+    "WHERE study_id = :sid AND seq > :after ORDER BY seq",
+    "lock_study": "SELECT id FROM autorag_studies WHERE id = :sid FOR UPDATE",
+}
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` use psycopg 3 (the driver we install)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class SQLStorage(Storage):
+    """SQLite (``sqlite:///path.db``) or PostgreSQL (``postgresql://user@host/db``) storage.
+
+    ``sqlite_synchronous``: ``"NORMAL"`` (default; committed data survives a killed process) or ``"FULL"``
+    (survives power loss as well, at the cost of an fsync per commit).
+    """
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", echo: bool = False):
+        self.url = url
+        url = normalize_url(url)
+        self.dialect = sa.engine.make_url(url).get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+            if sa.engine.make_url(url).database in (None, "", ":memory:"):
+                kwargs["poolclass"] = sa.pool.StaticPool
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine = sa.create_engine(url, **kwargs)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ValueError(f"cannot use storage URL {self.url!r}: {exc}") from None
+        if self.dialect == "sqlite":
+            sync = sqlite_synchronous.upper()
+            if sync not in ("NORMAL", "FULL", "OFF"):
+                raise ValueError("sqlite_synchronous must be NORMAL, FULL or OFF")
+
+            @sa_event.listens_for(self.engine, "connect")
+            def _on_connect(dbapi_conn, _record):
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute(f"PRAGMA synchronous={sync}")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+            @sa_event.listens_for(self.engine, "begin")
+            def _on_begin(conn):
+                if conn.get_execution_options().get("autorag_readonly"):
+                    conn.exec_driver_sql("BEGIN")  # readers see a snapshot and never block writers (WAL)
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time, taken up front: no deadlocks
+
+        self._sql = {k: (re.sub(r":(\w+)", r"%(\1)s", v) if self.dialect == "postgresql" else v) for k, v in _SQL.items()}
+        if self.dialect == "postgresql":
+            import psycopg
+
+            self._integrity_errors: tuple[type[BaseException], ...] = (psycopg.errors.IntegrityError,)
+        else:
+            import sqlite3
+
+            self._integrity_errors = (sqlite3.IntegrityError,)
+        self._ids: dict[str, int] = {}
+        self._ids_lock = threading.Lock()
+        metadata.create_all(self.engine, checkfirst=True)
+
+    # --- helpers ----------------------------------------------------------------------------------------
+    def _read(self):
+        return self.engine.connect().execution_options(autorag_readonly=True)
+
+    def _sid(self, conn, study: str) -> int:
+        sid = self._ids.get(study)
+        if sid is None:
+            sid = conn.execute(sa.select(studies_t.c.id).where(studies_t.c.name == study)).scalar()
+            if sid is None:
+                raise KeyError(f"no study named {study!r} in {self.url}; open it first")
+            with self._ids_lock:
+                self._ids[study] = sid
+        return sid
+
+    def _x(self, conn, name: str, params: dict[str, Any]):
+        """Run a hot-path statement on the raw driver cursor (bypassing SQLAlchemy's result machinery)."""
+        cur = conn.connection.dbapi_connection.cursor()
+        cur.execute(self._sql[name], params)
+        return cur
+
+    def _write_lock(self, conn, sid: int) -> None:
+        """Serialise writers of one study so sequence numbers are visible in commit order."""
+        if self.dialect == "postgresql":
+            self._x(conn, "lock_study", {"sid": sid})
+
+    def _event(self, conn, sid: int, kind: str, tr: TrialRecord, reward, info_json: str, now: float) -> int:
+        cur = self._x(
+            conn, "insert_event",
+            {"sid": sid, "kind": kind, "tid": tr.trial_id, "config": tr.config, "reward": reward, "info": info_json, "time": now},
+        )
+        return int(cur.fetchone()[0])
+
+    @staticmethod
+    def _trial(row) -> TrialRecord:
+        return TrialRecord(
+            trial_id=row.trial_id,
+            config=row.config,
+            config_id=row.config_id,
+            info=json.loads(row.info),
+            state=row.state,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            reward=row.reward,
+            reported_at=row.reported_at,
+        )
+
+    # --- the contract -----------------------------------------------------------------------------------
+    def open_study(self, name: str, space: SearchSpace, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        full = {"name": name, "fingerprint": space.fingerprint, "space": space.to_dict(), **(meta or {})}
+        for _attempt in range(3):
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(studies_t).where(studies_t.c.name == name)).first()
+                if row is None:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(
+                                studies_t.insert().values(
+                                    name=name, fingerprint=space.fingerprint, meta=json.dumps(full), schema_version=SCHEMA_VERSION
+                                )
+                            )
+                    except sa.exc.IntegrityError:
+                        continue  # created concurrently by another process: read it again
+                    return full
+                if row.fingerprint != space.fingerprint:
+                    raise StorageMismatchError(
+                        f"study {name!r} in {self.url} was created with a different search space "
+                        f"({row.fingerprint} != {space.fingerprint}); use another study name"
+                    )
+                return json.loads(row.meta)
+        raise RuntimeError(f"could not open study {name!r}")  # pragma: no cover
+
+    def suggest(self, study: str, trial: TrialRecord) -> int:
+        info_json = json.dumps(trial.info, sort_keys=True)
+        with self.engine.begin() as conn:
+            sid = self._sid(conn, study)
+            self._write_lock(conn, sid)
+            seq = self._event(conn, sid, SUGGEST, trial, None, info_json, trial.created_at)
+            try:
+                self._x(
+                    conn, "insert_trial",
+                    {"sid": sid, "tid": trial.trial_id, "n": seq, "config": trial.config, "cid": trial.config_id,
+                     "info": info_json, "created": trial.created_at, "expires": trial.expires_at},
+                )
+            except (sa.exc.IntegrityError, self._integrity_errors) as exc:
+                raise ValueError(f"trial id {trial.trial_id!r} already exists") from exc
+            return seq
+
+    def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
+        with self.engine.begin() as conn:
+            sid = self._sid(conn, study)
+            self._write_lock(conn, sid)
+            raw = self._x(conn, "get_trial", {"sid": sid, "tid": trial_id}).fetchone()
+            row = None if raw is None else TrialRecord(
+                trial_id=raw[0], config=raw[1], config_id=raw[2], info=raw[3], state=raw[4], created_at=raw[5],
+                expires_at=raw[6], reward=raw[7], reported_at=raw[8],
+            )
+            if row is None:
+                raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
+            if row.state == REPORTED:
+                raise TrialAlreadyReportedError(f"trial {trial_id!r} was already reported (reward {row.reward!r})")
+            if row.state == EXPIRED or (row.expires_at is not None and now > row.expires_at):
+                raise TrialExpiredError(f"trial {trial_id!r} expired at {row.expires_at}; its reward is not counted")
+            self._x(conn, "mark_reported", {"reward": reward, "now": now, "sid": sid, "tid": trial_id})
+            seq = self._event(conn, sid, REPORT, row, reward, row.info, now)
+            self._x(conn, "upsert_stat", {"sid": sid, "cid": row.config_id, "config": row.config, "r": reward, "r2": reward * reward})
+        return seq, TrialRecord(
+            row.trial_id, row.config, row.config_id, json.loads(row.info), REPORTED, row.created_at, row.expires_at, reward, now
+        )
+
+    def expire(self, study: str, now: float) -> list[TrialRecord]:
+        with self.engine.begin() as conn:
+            sid = self._sid(conn, study)
+            self._write_lock(conn, sid)
+            rows = conn.execute(
+                sa.select(trials_t)
+                .where(trials_t.c.study_id == sid, trials_t.c.state == PENDING, trials_t.c.expires_at < now)
+                .order_by(trials_t.c.n)
+            ).all()
+            out = []
+            for row in rows:
+                tr = self._trial(row)
+                conn.execute(
+                    trials_t.update()
+                    .where(trials_t.c.study_id == sid, trials_t.c.trial_id == row.trial_id)
+                    .values(state=EXPIRED)
+                )
+                self._event(conn, sid, EXPIRE, tr, None, row.info, now)
+                out.append(TrialRecord(**{**tr.__dict__, "state": EXPIRED}))
+            return out
+
+    def _expire_one(self, study: str, trial_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            sid = self._sid(conn, study)
+            self._write_lock(conn, sid)
+            row = conn.execute(
+                sa.select(trials_t).where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
+            ).first()
+            if row is not None and row.state == PENDING:
+                conn.execute(
+                    trials_t.update()
+                    .where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
+                    .values(state=EXPIRED)
+                )
+                self._event(conn, sid, EXPIRE, self._trial(row), None, row.info, now)
+
+    def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        with self._read() as conn:
+            sid = self._sid(conn, study)
+            sql = self._sql["events_after"]
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            cur = conn.connection.dbapi_connection.cursor()
+            cur.execute(sql, {"sid": sid, "after": after})
+            rows = cur.fetchall()
+            conn.rollback()
+        return [Event(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def stats(self, study: str) -> dict[str, Stat]:
+        with self._read() as conn:
+            sid = self._sid(conn, study)
+            rows = conn.execute(sa.select(stats_t).where(stats_t.c.study_id == sid)).all()
+            conn.rollback()
+        return {r.config_id: Stat(r.config, int(r.count), float(r.sum), float(r.sumsq)) for r in rows}
+
+    def trial(self, study: str, trial_id: str) -> TrialRecord:
+        with self._read() as conn:
+            sid = self._sid(conn, study)
+            row = conn.execute(
+                sa.select(trials_t).where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
+            ).first()
+            conn.rollback()
+        if row is None:
+            raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
+        return self._trial(row)
+
+    def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
+        with self._read() as conn:
+            sid = self._sid(conn, study)
+            q = sa.select(trials_t).where(trials_t.c.study_id == sid).order_by(trials_t.c.n)
+            if state is not None:
+                q = q.where(trials_t.c.state == state)
+            rows = conn.execute(q).all()
+            conn.rollback()
+        return [self._trial(r) for r in rows]
+
+    def rebuild_stats(self, study: str) -> None:
+        fresh = stats_from_events(self.events(study))
+        with self.engine.begin() as conn:
+            sid = self._sid(conn, study)
+            self._write_lock(conn, sid)
+            conn.execute(stats_t.delete().where(stats_t.c.study_id == sid))
+            for cid, s in fresh.items():
+                conn.execute(
+                    stats_t.insert().values(study_id=sid, config_id=cid, config=s.config, count=s.count, sum=s.sum, sumsq=s.sumsq)
+                )
+
+    def import_events(self, study: str, events: Iterable[Event]) -> int:
+        from autorag_hp.storage.replay import import_into
+
+        return import_into(self, study, events)
+
+    def studies(self) -> list[str]:
+        with self._read() as conn:
+            names = list(conn.execute(sa.select(studies_t.c.name).order_by(studies_t.c.id)).scalars())
+            conn.rollback()
+        return names
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,299 @@
+"""The ask/tell tuner: ``suggest()`` a configuration, ``report()`` its reward, read ``best()``.
+
+>>> from autorag_hp import SearchSpace, Tuner
+>>> tuner = Tuner(SearchSpace({"top_k": [1, 3, 5], "prompt": ["concise", "cite"]}), policy="hier_ucb", seed=0)
+>>> trial = tuner.suggest()
+>>> tuner.report(trial.id, 0.5)
+>>> [row.count for row in tuner.best(1)]
+[1]
+
+How it works. The storage's event log is the source of truth and the policy's state is a fold over it:
+before each decision the tuner reads the events it has not seen (its own and those of other processes
+sharing the storage) and applies them in log order. A tuner reopened on the same storage therefore has the
+same statistics, and, with the same seed, makes the same next decision as one that never stopped.
+
+Batches. With ``batch_size=B`` (the paper's B = 4) B consecutive suggestions share one configuration and
+form one decision. Each of the B rewards is credited to the policy with weight 1/B as it arrives, so a
+complete batch counts as one pull with the batch's mean reward, a partly reported one counts fractionally,
+and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward.
+
+Concurrency. Any number of trials may be outstanding. Reports may arrive late, out of order, or never (with
+``trial_timeout`` seconds set, a trial expires and its late report is rejected); a second report of a trial
+raises :class:`TrialAlreadyReportedError` and changes nothing. All methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autorag_hp.errors import InvalidRewardError
+from autorag_hp.policies import Policy, make_policy
+from autorag_hp.space import Config, SearchSpace
+from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage, TrialRecord, open_storage
+
+# two-sided 95 % Student-t quantiles for 1..30 degrees of freedom
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (table, then 1.96 + 2.4/df)."""
+    if df < 1:
+        return math.inf
+    return _T975[df - 1] if df <= 30 else 1.96 + 2.4 / df
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One suggestion: evaluate ``config`` on one question and report the reward under ``id``."""
+
+    id: str
+    config: Config
+    decision: int
+    slot: int
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+    created_at: float = 0.0
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class BestRow:
+    """A configuration's estimated mean reward with a 95 % confidence interval (Student t on its rewards)."""
+
+    config: Config
+    mean: float
+    count: int
+    lower: float
+    upper: float
+    std: float
+
+    def __str__(self) -> str:
+        ci = f"[{self.lower:+.3f}, {self.upper:+.3f}]" if math.isfinite(self.lower) else "[  n/a ]"
+        body = ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return f"{self.mean:+.3f} {ci} n={self.count:<4d} {body}"
+
+
+def _check_reward(reward: Any) -> float:
+    if isinstance(reward, bool) or not isinstance(reward, numbers.Real):
+        raise InvalidRewardError(f"reward must be a real number, got {type(reward).__name__} {reward!r}")
+    value = float(reward)
+    if not math.isfinite(value):
+        raise InvalidRewardError(f"reward must be finite, got {value!r}; map failures to a finite penalty instead")
+    return value
+
+
+class Tuner:
+    """Ask/tell hyper-parameter tuner over a :class:`SearchSpace` with a bandit policy.
+
+    Args:
+        space: a :class:`SearchSpace` or its spec (grouped or flat mapping of parameter -> values).
+        policy: a registered policy name (``random``, ``grid``, ``ucb``, ``thompson``, ``epsilon_greedy``,
+            ``hier_ucb``, ``hier_ts``...), or a :class:`Policy` instance built on the same space.
+        storage: ``None`` (memory), a URL (``sqlite:///tuning.db``, ``postgresql://user@host/db``) or a Storage.
+        seed: fixes every random choice of the policy.
+        batch_size: B consecutive suggestions share one configuration (one decision).
+        study: the study name inside the storage; several tuners may share one.
+        trial_timeout: seconds after which an unreported trial expires (``None``: never).
+        policy_params: keyword arguments for the policy (e.g. ``{"alpha_high": 0.5}``).
+        clock: a function returning the time in seconds (tests inject a fake one).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | Mapping[str, Any],
+        policy: str | Policy = "hier_ucb",
+        storage: Storage | str | None = None,
+        *,
+        seed: int = 0,
+        batch_size: int = 1,
+        study: str = "default",
+        trial_timeout: float | None = None,
+        policy_params: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if trial_timeout is not None and not (isinstance(trial_timeout, numbers.Real) and trial_timeout > 0):
+            raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
+        if not isinstance(study, str) or not study:
+            raise ValueError("study must be a non-empty string")
+        if isinstance(policy, Policy):
+            if policy.space != self.space:
+                raise ValueError("the policy was built on a different search space than the tuner's")
+            if policy_params:
+                raise ValueError("policy_params only apply when the policy is given by name")
+            self.policy = policy
+        else:
+            self.policy = make_policy(policy, self.space, seed=seed, **dict(policy_params or {}))
+        self.seed = seed
+        self.batch_size = batch_size
+        self.trial_timeout = None if trial_timeout is None else float(trial_timeout)
+        self.clock = clock
+        self.study = study
+        self.storage = open_storage(storage)
+        self.meta = self.storage.open_study(
+            study, self.space, {"policy": self.policy.name, "policy_params": self.policy.params(), "seed": seed,
+                                "batch_size": batch_size}
+        )
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._batch: tuple[Config, dict[str, Any]] | None = None
+        self._configs: dict[str, Config] = {}
+        self._next_expiry_check = -math.inf
+        self._sync()
+
+    # --- the event fold ---------------------------------------------------------------------------------
+    def _config(self, text: str) -> Config:
+        cfg = self._configs.get(text)
+        if cfg is None:
+            cfg = self.space.validate(Config.from_json(text))
+            self._configs[text] = cfg
+        return cfg
+
+    def _apply(self, ev: Event) -> None:
+        cfg = self._config(ev.config)
+        info = ev.info
+        weight = 1.0 / max(1, int(info.get("batch", 1)))
+        if ev.kind == SUGGEST:
+            if info.get("slot", 0) == 0:
+                self.policy.observe_decision(cfg, info)
+            self._batch = (cfg, info)
+        elif ev.kind == REPORT:
+            self.policy.update(cfg, ev.reward, weight, info)
+        elif ev.kind == EXPIRE:
+            self.policy.release(cfg, weight, info)
+        self._seq = ev.seq
+
+    def _sync(self) -> None:
+        for ev in self.storage.events(self.study, after=self._seq):
+            self._apply(ev)
+
+    def _maybe_expire(self, now: float) -> None:
+        if self.trial_timeout is None or now < self._next_expiry_check:
+            return
+        self.storage.expire(self.study, now)
+        self._next_expiry_check = now + min(self.trial_timeout / 4.0, 1.0)
+
+    # --- ask / tell -------------------------------------------------------------------------------------
+    def suggest(self) -> Trial:
+        """Hand out the next trial. Raises :class:`SpaceExhaustedError` when the policy has nothing left."""
+        with self._lock:
+            now = self.clock()
+            self._maybe_expire(now)
+            self._sync()
+            batch = self._batch
+            if batch is not None and batch[1].get("slot", 0) + 1 < int(batch[1].get("batch", 1)):
+                cfg, prev = batch
+                info = {**prev, "slot": prev.get("slot", 0) + 1}
+            else:
+                sel = self.policy.select()
+                cfg = sel.config
+                info = {**sel.info, "decision": self.policy.t, "slot": 0, "batch": self.batch_size}
+            expires = None if self.trial_timeout is None else now + self.trial_timeout
+            rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires)
+            seq = self.storage.suggest(self.study, rec)
+            if seq == self._seq + 1:
+                self._apply(Event(seq, SUGGEST, rec.trial_id, rec.config, None, info, now))
+            else:
+                self._sync()
+            return Trial(rec.trial_id, cfg, int(info["decision"]), int(info["slot"]), info, now, expires)
+
+    ask = suggest
+
+    def report(self, trial_id: str, reward: float) -> None:
+        """Record ``reward`` (a finite real number) for the trial. Nothing is stored if it raises."""
+        if not isinstance(trial_id, str) or not trial_id:
+            raise TypeError(f"trial_id must be a non-empty string, got {type(trial_id).__name__} {trial_id!r}")
+        value = _check_reward(reward)
+        with self._lock:
+            now = self.clock()
+            seq, tr = self.storage.report(self.study, trial_id, value, now)
+            if seq == self._seq + 1:
+                self._apply(Event(seq, REPORT, tr.trial_id, tr.config, value, tr.info, now))
+
+    tell = report
+
+    def expire(self) -> int:
+        """Expire every overdue trial now; return how many. (Also done lazily by :meth:`suggest`.)"""
+        with self._lock:
+            out = self.storage.expire(self.study, self.clock())
+            self._sync()
+            return len(out)
+
+    def sync(self) -> None:
+        """Apply events written by other tuners sharing the storage."""
+        with self._lock:
+            self._sync()
+
+    # --- results ----------------------------------------------------------------------------------------
+    def best(self, k: int = 5) -> list[BestRow]:
+        """The ``k`` configurations with the highest mean reward, best first, each with a 95 % interval.
+
+        Ties are broken by more observations, then by configuration id.
+        """
+        rows = []
+        for st in self.storage.stats(self.study).values():
+            n, mean = st.count, st.sum / st.count
+            var = max(0.0, (st.sumsq - n * mean * mean) / (n - 1)) if n > 1 else math.nan
+            half = t_quantile_975(n - 1) * math.sqrt(var / n) if n > 1 else math.inf
+            rows.append(BestRow(self._config(st.config), mean, n, mean - half, mean + half, math.sqrt(var) if n > 1 else math.nan))
+        rows.sort(key=lambda r: (-r.mean, -r.count, r.config.id))
+        return rows[:k]
+
+    def trials(self, state: str | None = None) -> list[TrialRecord]:
+        return self.storage.trials(self.study, state)
+
+    def trial(self, trial_id: str) -> TrialRecord:
+        return self.storage.trial(self.study, trial_id)
+
+    @property
+    def n_decisions(self) -> int:
+        return self.policy.t
+
+    @property
+    def exhausted(self) -> bool:
+        with self._lock:
+            self._sync()
+            batch_open = self._batch is not None and self._batch[1].get("slot", 0) + 1 < int(self._batch[1].get("batch", 1))
+            return self.policy.exhausted and not batch_open
+
+    def state_dict(self) -> dict[str, Any]:
+        with self._lock:
+            self._sync()
+            return self.policy.state_dict()
+
+    # --- the log ----------------------------------------------------------------------------------------
+    def export_events(self) -> Iterator[str]:
+        """The event log as JSON lines."""
+        for ev in self.storage.events(self.study):
+            yield ev.to_json()
+
+    def import_events(self, lines: Iterable[str]) -> int:
+        """Append events (JSON lines from :meth:`export_events`) to this study and apply them."""
+        events = [Event.from_json(line) for line in lines if line.strip()]
+        for ev in events:
+            self.space.validate(Config.from_json(ev.config))
+        with self._lock:
+            n = self.storage.import_events(self.study, events)
+            self._sync()
+            return n
+
+    def close(self) -> None:
+        self.storage.close()
+
+    def __enter__(self) -> Tuner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Tuner({self.space!r}, policy={self.policy!r}, storage={self.storage.url!r}, study={self.study!r})"
