@@ -1,1 +1,39 @@
-"""autorag_hp.training."""
+"""autorag_hp.training: tuners for model training — Optuna, grid search and µTransfer (mup).
+
+Heavy dependencies (optuna, torch, mup, scikit-learn) are imported only when a tuner is used, so
+``import autorag_hp.training`` is instant. Install them with ``pip install -e '.[training]'`` (torch and mup
+as the Makefile does: the CPU torch build, and ``mup`` with ``--no-deps``).
+
+Example:
+    >>> from autorag_hp.training import GridTuner, OptunaTuner, Float
+    >>> from autorag_hp.training.objectives import quadratic
+    >>> OptunaTuner(quadratic, {"x": Float(-5, 5), "y": Float(-5, 5)}, seed=0).optimize(
+    ...     40, show_progress=False).best_value < 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "OptunaTuner": "optuna_tuner",
+    "GridTuner": "grid",
+    "GridResult": "grid",
+    "MuTransfer": "mutransfer",
+    "coord_check": "mutransfer",
+    "plot_coord_check": "mutransfer",
+    "Float": "space",
+    "Int": "space",
+    "Categorical": "space",
+    "ddp_train_lm": "distributed",
+    "LMConfig": "lm",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
