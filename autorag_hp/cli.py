@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
     "mutransfer": ("autorag_hp.commands.mutransfer", "µTransfer demo: LR sweep over widths, SP vs µP, on CPU"),
+    "grid": ("autorag_hp.commands.grid", "evaluate every configuration on every question into a resumable table"),
 }
 
 

@@ -1,0 +1,422 @@
+"""The grid table: one row per (configuration, question), in SQLite (a file) or PostgreSQL (for many machines).
+
+A table carries the fingerprint of the search space it was computed for; opening it with a different space
+raises :class:`TableMismatchError` (so two grids never mix). Rows are insert-once (primary key
+``(table, config_id, question_id)``): writing a row twice keeps the first, which makes resumption and
+distributed workers safe. Besides rows it holds
+
+- ``grid_answers``: answers of temperature-0 prompts, keyed by a hash of the rendered prompt and the
+  generation settings, so identical prompts are answered once across configurations, workers and restarts;
+- ``grid_log``: one line per computed cell (worker, time) — how exactly-once is checked;
+- ``grid_claims``: which Optuna trial owns a unit of work (distributed mode);
+- ``grid_runs``: one line per runner invocation (wall time, cells, LLM calls).
+
+Export / import: :meth:`GridTable.export` writes ``.jsonl.gz`` (first line ``{"_meta": ...}``) or ``.csv.gz``
+(metrics flattened to ``m.<name>`` columns, meta in a ``# meta:`` first line); :func:`read_export` reads either
+back and checks the fingerprint::
+
+    table = GridTable.open("grid.sqlite", space=space)      # or "postgresql://postgres@127.0.0.1/test"
+    table.export("eval/results/grid.jsonl.gz")
+    rows, meta = read_export("eval/results/grid.jsonl.gz", space=space)
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from autorag_hp.errors import AutoRAGHPError
+
+
+class TableMismatchError(AutoRAGHPError, ValueError):
+    """The table was computed for a different search space (or pipeline) than the one given."""
+
+
+_md = sa.MetaData()
+META = sa.Table(
+    "grid_meta", _md,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+ROWS = sa.Table(
+    "grid_rows", _md,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("config_id", sa.String(64), primary_key=True),
+    sa.Column("question_id", sa.String(200), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("contexts", sa.Text, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_s", sa.Float, nullable=False),
+    sa.Column("llm_calls", sa.Integer, nullable=False),
+    sa.Column("answer_reused", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+ANSWERS = sa.Table(
+    "grid_answers", _md,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("prompt_key", sa.String(64), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("latency_s", sa.Float, nullable=False),
+)
+LOG = sa.Table(
+    "grid_log", _md,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(200), nullable=False, index=True),
+    sa.Column("config_id", sa.String(64), nullable=False),
+    sa.Column("question_id", sa.String(200), nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+CLAIMS = sa.Table(
+    "grid_claims", _md,
+    sa.Column("table_name", sa.String(200), primary_key=True),
+    sa.Column("unit", sa.Integer, primary_key=True),
+    sa.Column("owner", sa.Integer, nullable=False),
+)
+RUNS = sa.Table(
+    "grid_runs", _md,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(200), nullable=False, index=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("wall_s", sa.Float, nullable=False),
+    sa.Column("cells", sa.Integer, nullable=False),
+    sa.Column("llm_calls", sa.Integer, nullable=False),
+    sa.Column("workers", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+
+def to_url(target: str | os.PathLike) -> str:
+    """A path becomes ``sqlite:///path``; ``postgresql://`` URLs get the psycopg 3 driver."""
+    s = str(target)
+    for prefix in ("postgresql://", "postgres://"):
+        if s.startswith(prefix):
+            return "postgresql+psycopg://" + s[len(prefix):]
+    if "://" in s:
+        return s
+    Path(s).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(s).resolve()}"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class GridTable:
+    """Rows of one grid in a SQL database. Safe to share between processes (each opens its own)."""
+
+    def __init__(self, url: str, name: str = "grid"):
+        self.url = to_url(url)
+        self.name = name
+        kwargs: dict[str, Any] = {"future": True}
+        if self.url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 60}
+            kwargs["poolclass"] = sa.pool.NullPool
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if self.url.startswith("sqlite"):
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragma(dbapi_conn, _):  # WAL: readers never block the writer; NORMAL survives a kill
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.close()
+        self.dialect = self.engine.dialect.name
+        for _ in range(5):  # concurrent first opens may race on CREATE TABLE
+            try:
+                _md.create_all(self.engine)
+                break
+            except sa.exc.SQLAlchemyError:
+                time.sleep(0.2)
+
+    # ------------------------------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        url: str | os.PathLike,
+        name: str = "grid",
+        *,
+        space: Any = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> GridTable:
+        """Open (creating if new) the table ``name`` at ``url``.
+
+        With ``space``, a new table records its fingerprint, and an existing one must match it.
+        ``meta`` values are recorded when absent; a recorded ``pipeline`` / ``questions`` that differs raises too.
+        """
+        t = cls(str(url), name)
+        if space is not None:
+            t.check_space(space)
+        for k, v in (meta or {}).items():
+            old = t.get_meta(k)
+            if old is None:
+                t.set_meta(k, v)
+            elif k in ("pipeline", "questions", "metrics") and old != v:
+                raise TableMismatchError(
+                    f"table {name!r} at {t.url} was computed with {k}={old!r}, not {v!r}; "
+                    "use another --out (or --table) for a different grid"
+                )
+        return t
+
+    def check_space(self, space: Any) -> None:
+        fp = getattr(space, "fingerprint", None)
+        spec = space.to_dict() if hasattr(space, "to_dict") else None
+        old = self.get_meta("space_fingerprint")
+        if old is None:
+            self._insert_meta({"space_fingerprint": fp, "space": spec})
+            old = self.get_meta("space_fingerprint")
+        if old != fp:
+            raise TableMismatchError(
+                f"table {self.name!r} at {self.url} holds a grid over a different search space "
+                f"(fingerprint {old}, space {json.dumps(self.get_meta('space'))}) than the one given "
+                f"(fingerprint {fp}, space {json.dumps(spec)}); write to another --out, or pass the same space"
+            )
+
+    # ------------------------------------------------------------------------------------------ meta
+    def _insert_meta(self, values: Mapping[str, Any]) -> None:
+        with self.engine.begin() as c:
+            for k, v in values.items():
+                self._insert_ignore(c, META, {"table_name": self.name, "key": k, "value": json.dumps(v)})
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self.engine.connect() as c:
+            v = c.execute(
+                sa.select(META.c.value).where(META.c.table_name == self.name, META.c.key == key)
+            ).scalar()
+        return default if v is None else json.loads(v)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.engine.begin() as c:
+            c.execute(META.delete().where(META.c.table_name == self.name, META.c.key == key))
+            c.execute(META.insert().values(table_name=self.name, key=key, value=json.dumps(value)))
+
+    def meta(self) -> dict[str, Any]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(META.c.key, META.c.value).where(META.c.table_name == self.name)).all()
+        return {k: json.loads(v) for k, v in rows}
+
+    # ------------------------------------------------------------------------------------------ rows
+    def _insert_ignore(self, conn, table: sa.Table, values: Mapping[str, Any] | list) -> int:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return conn.execute(insert(table).values(values).on_conflict_do_nothing()).rowcount
+
+    def add_rows(self, rows: Iterable[Mapping[str, Any]], *, log: bool = False) -> int:
+        """Insert rows (dicts as :mod:`autorag_hp.evaluation.grid` builds them); existing keys are kept.
+
+        With ``log``, each row is also appended to the computation log in the same transaction. Returns #new.
+        """
+        recs = []
+        for r in rows:
+            recs.append({
+                "table_name": self.name,
+                "config_id": r["config_id"],
+                "question_id": r["question_id"],
+                "config": json.dumps(r["config"], sort_keys=True),
+                "question": r["question"],
+                "reference": r.get("reference"),
+                "answer": r["answer"],
+                "contexts": json.dumps(r.get("contexts", [])),
+                "metrics": json.dumps(r.get("metrics", {})),
+                "prompt_tokens": int(r.get("prompt_tokens", 0)),
+                "completion_tokens": int(r.get("completion_tokens", 0)),
+                "latency_s": float(r.get("latency_s", 0.0)),
+                "llm_calls": int(r.get("llm_calls", 0)),
+                "answer_reused": int(bool(r.get("answer_reused", False))),
+                "worker": r.get("worker") or worker_name(),
+                "created_at": float(r.get("created_at") or time.time()),
+            })
+        if not recs:
+            return 0
+        with self.engine.begin() as c:
+            n = self._insert_ignore(c, ROWS, recs)
+            if log:
+                c.execute(LOG.insert(), [{"table_name": self.name, "config_id": r["config_id"],
+                                          "question_id": r["question_id"], "worker": r["worker"],
+                                          "at": r["created_at"]} for r in recs])
+            return n
+
+    def done_keys(self) -> set[tuple[str, str]]:
+        with self.engine.connect() as c:
+            return {tuple(x) for x in c.execute(
+                sa.select(ROWS.c.config_id, ROWS.c.question_id).where(ROWS.c.table_name == self.name)
+            ).all()}
+
+    def count(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(
+                sa.select(sa.func.count()).select_from(ROWS).where(ROWS.c.table_name == self.name)
+            ).scalar())
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every row, decoded (config / contexts / metrics as Python objects), in key order."""
+        q = sa.select(ROWS).where(ROWS.c.table_name == self.name).order_by(ROWS.c.config_id, ROWS.c.question_id)
+        with self.engine.connect() as c:
+            for r in c.execute(q).mappings():
+                d = dict(r)
+                d.pop("table_name")
+                for k in ("config", "contexts", "metrics"):
+                    d[k] = json.loads(d[k])
+                yield d
+
+    def totals(self) -> dict[str, float]:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(
+                sa.func.count(), sa.func.coalesce(sa.func.sum(ROWS.c.llm_calls), 0),
+                sa.func.coalesce(sa.func.sum(ROWS.c.answer_reused), 0),
+            ).where(ROWS.c.table_name == self.name)).one()
+            runs = c.execute(sa.select(
+                sa.func.coalesce(sa.func.sum(RUNS.c.wall_s), 0.0), sa.func.count()
+            ).where(RUNS.c.table_name == self.name)).one()
+        return {"rows": int(r[0]), "llm_calls": int(r[1]), "answers_reused": int(r[2]),
+                "wall_s": float(runs[0]), "runs": int(runs[1])}
+
+    # ------------------------------------------------------------------------------------------ answer cache
+    def cached_answer(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(ANSWERS).where(
+                ANSWERS.c.table_name == self.name, ANSWERS.c.prompt_key == key)).mappings().first()
+        return dict(r) if r else None
+
+    def cache_answer(self, key: str, text: str, prompt_tokens: int, completion_tokens: int, latency_s: float) -> None:
+        with self.engine.begin() as c:
+            self._insert_ignore(c, ANSWERS, {
+                "table_name": self.name, "prompt_key": key, "text": text, "prompt_tokens": int(prompt_tokens),
+                "completion_tokens": int(completion_tokens), "latency_s": float(latency_s)})
+
+    # ------------------------------------------------------------------------------------------ log, runs
+    def log_computed(self, keys: Iterable[tuple[str, str]], worker: str | None = None) -> None:
+        w, now = worker or worker_name(), time.time()
+        recs = [{"table_name": self.name, "config_id": c, "question_id": q, "worker": w, "at": now} for c, q in keys]
+        if recs:
+            with self.engine.begin() as c:
+                c.execute(LOG.insert(), recs)
+
+    def computation_log(self) -> list[tuple[str, str, str]]:
+        with self.engine.connect() as c:
+            return [tuple(x) for x in c.execute(
+                sa.select(LOG.c.config_id, LOG.c.question_id, LOG.c.worker).where(LOG.c.table_name == self.name)
+            ).all()]
+
+    def record_run(self, started_at: float, wall_s: float, cells: int, llm_calls: int, workers: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(RUNS.insert().values(table_name=self.name, started_at=started_at, wall_s=wall_s, cells=cells,
+                                           llm_calls=llm_calls, workers=workers, host=socket.gethostname()))
+
+    # ------------------------------------------------------------------------------------------ claims
+    def claim(self, unit: int, owner: int, owner_alive) -> bool:
+        """Claim ``unit`` for trial ``owner``; take it over when ``owner_alive(previous_owner)`` is False."""
+        with self.engine.begin() as c:
+            if self._insert_ignore(c, CLAIMS, {"table_name": self.name, "unit": unit, "owner": owner}):
+                return True
+            prev = c.execute(sa.select(CLAIMS.c.owner).where(
+                CLAIMS.c.table_name == self.name, CLAIMS.c.unit == unit)).scalar()
+        if prev == owner:
+            return True
+        if owner_alive(prev):
+            return False
+        with self.engine.begin() as c:  # compare-and-swap: only one taker wins
+            n = c.execute(CLAIMS.update().where(
+                CLAIMS.c.table_name == self.name, CLAIMS.c.unit == unit, CLAIMS.c.owner == prev
+            ).values(owner=owner)).rowcount
+        return n == 1
+
+    # ------------------------------------------------------------------------------------------ export
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write every row to ``.jsonl.gz`` / ``.csv.gz`` (or a ``.sqlite`` copy); the meta travels along."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {**self.meta(), "table_name": self.name, "totals": self.totals()}
+        rows = list(self.rows())
+        tmp = path.with_name(path.name + ".tmp")
+        if path.name.endswith(".jsonl.gz"):
+            with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+                f.write(json.dumps({"_meta": meta}) + "\n")
+                for r in rows:
+                    f.write(json.dumps(r, sort_keys=True) + "\n")
+        elif path.name.endswith(".csv.gz"):
+            names = sorted({k for r in rows for k in r["metrics"]})
+            with gzip.open(tmp, "wt", encoding="utf-8", newline="", compresslevel=9) as f:
+                f.write("# meta: " + json.dumps(meta) + "\n")
+                base = [k for k in (rows[0] if rows else {}) if k != "metrics"]
+                w = csv.writer(f)
+                w.writerow(base + [f"m.{n}" for n in names])
+                for r in rows:
+                    w.writerow([json.dumps(r[k]) if isinstance(r[k], dict | list) else r[k] for k in base]
+                               + [r["metrics"].get(n) for n in names])
+        elif path.suffix in (".sqlite", ".db"):
+            if tmp.exists():
+                tmp.unlink()
+            out = GridTable(str(tmp), self.name)
+            out._insert_meta(self.meta())
+            out.add_rows(rows)
+            out.engine.dispose()
+        else:
+            raise ValueError(f"export to .jsonl.gz, .csv.gz or .sqlite, not {path.name!r}")
+        os.replace(tmp, path)
+        return path
+
+
+def read_export(path: str | os.PathLike, *, space: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Read rows and meta back from an export (or a table file); with ``space``, reject a different space."""
+    path = Path(path)
+    if path.name.endswith(".jsonl.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            meta = json.loads(f.readline())["_meta"]
+            rows = [json.loads(line) for line in f if line.strip()]
+    elif path.name.endswith(".csv.gz"):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            meta = json.loads(f.readline()[len("# meta: "):])
+            rows = []
+            for r in csv.DictReader(io.StringIO(f.read())):
+                d: dict[str, Any] = {"metrics": {}}
+                for k, v in r.items():
+                    if k.startswith("m."):
+                        d["metrics"][k[2:]] = float(v) if v not in ("", None) else None
+                    elif k in ("config", "contexts"):
+                        d[k] = json.loads(v)
+                    else:
+                        d[k] = v
+                rows.append(d)
+    else:
+        t = GridTable(str(path), _only_table_name(path))
+        meta, rows = t.meta(), list(t.rows())
+    if space is not None and meta.get("space_fingerprint") != space.fingerprint:
+        raise TableMismatchError(
+            f"{path} holds a grid over a different search space (fingerprint {meta.get('space_fingerprint')}, "
+            f"space {json.dumps(meta.get('space'))}) than the one given (fingerprint {space.fingerprint})"
+        )
+    return rows, meta
+
+
+def _only_table_name(path: Path) -> str:
+    eng = sa.create_engine(to_url(path))
+    with eng.connect() as c:
+        names = [r[0] for r in c.execute(sa.select(META.c.table_name).distinct())]
+    eng.dispose()
+    return names[0] if len(names) == 1 else "grid"
