@@ -78,7 +78,11 @@ class Policy:
     @staticmethod
     def _argmax(scores: np.ndarray, rng: np.random.Generator) -> int:
         """Index of the maximum, ties broken uniformly at random by ``rng``."""
-        best = np.flatnonzero(scores == scores.max())
+        i = int(scores.argmax())
+        top = scores[i]
+        if top != np.inf and (scores == top).sum() == 1:
+            return i
+        best = np.flatnonzero(scores == top)
         return int(best[0]) if best.size == 1 else int(best[rng.integers(best.size)])
 
     @property
@@ -203,14 +207,44 @@ class Policy:
         return f"{type(self).__name__}({params}{', ' if params else ''}seed={self.seed}, t={self.t})"
 
 
-class _LazyRng:
-    """A numpy Generator seeded with ``key``, created on first use (most decisions never need one)."""
+_M64 = (1 << 64) - 1
 
-    __slots__ = ("_key", "_gen")
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+class _LazyRng:
+    """The random source of one decision, keyed by ``(seed, t, stream)``.
+
+    Scalar draws (``integers(n)``, ``random()``) come from a SplitMix64 counter hash of the key: a few
+    microseconds, which matters at tens of thousands of decisions per second. Anything else (vector draws,
+    e.g. ``standard_normal``) goes to a numpy Generator seeded with the same key, created on first use.
+    Both are pure functions of the key, so decisions replay exactly.
+    """
+
+    __slots__ = ("_key", "_gen", "_state")
 
     def __init__(self, key):
         self._key = key
         self._gen = None
+        seed, t, stream = key
+        self._state = _splitmix64(_splitmix64(_splitmix64(seed & _M64) ^ t) ^ stream)
+
+    def _next(self) -> int:
+        self._state = (self._state + 0x9E3779B97F4A7C15) & _M64
+        return _splitmix64(self._state)
+
+    def integers(self, n: int) -> int:
+        """A uniform integer in [0, n) (modulo bias below 2**-40 for n < 2**24)."""
+        return self._next() % int(n)
+
+    def random(self) -> float:
+        """A uniform float in [0, 1)."""
+        return (self._next() >> 11) * (1.0 / 9007199254740992.0)
 
     def __getattr__(self, name):
         gen = self._gen
@@ -225,13 +259,18 @@ def ucb_scores(n: np.ndarray, s: np.ndarray, pending: np.ndarray, t: float, alph
     Arms with pending pulls but no credited reward use ``prior_mean`` (the pooled mean) as their mean.
     """
     n_eff = n + pending
-    untried = n_eff <= 0
-    if untried.any():
-        return np.where(untried, np.inf, 0.0)  # only the untried compete: +inf each, ties broken at random
-    mean = s / np.maximum(n, 1e-300)
-    if not n.all():
-        mean[n <= 0] = prior_mean
-    return mean + alpha * np.sqrt(math.log(max(t, 1.0)) / n_eff)
+    if n_eff.min() <= 0:
+        return np.where(n_eff <= 0, np.inf, 0.0)  # only the untried compete: +inf each, ties broken at random
+    if n.min() > 0:
+        out = s / n
+    else:
+        out = s / np.maximum(n, 1e-300)
+        out[n <= 0] = prior_mean
+    bonus = np.divide(math.log(max(t, 1.0)), n_eff)
+    np.sqrt(bonus, out=bonus)
+    bonus *= alpha
+    out += bonus
+    return out
 
 
 def gaussian_sample(

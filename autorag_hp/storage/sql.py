@@ -258,7 +258,7 @@ class SQLStorage(Storage):
                     {"sid": sid, "tid": trial.trial_id, "n": seq, "config": trial.config, "cid": trial.config_id,
                      "info": info_json, "created": trial.created_at, "expires": trial.expires_at},
                 )
-            except (sa.exc.IntegrityError, self._integrity_errors) as exc:
+            except (sa.exc.IntegrityError, *self._integrity_errors) as exc:
                 raise ValueError(f"trial id {trial.trial_id!r} already exists") from exc
             return seq
 

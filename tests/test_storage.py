@@ -1,0 +1,190 @@
+"""One suite every storage backend passes: memory, SQLite (file, WAL) and PostgreSQL."""
+
+import math
+import multiprocessing as mp
+import threading
+
+import pytest
+
+from autorag_hp import (
+    SearchSpace,
+    StorageMismatchError,
+    TrialAlreadyReportedError,
+    TrialExpiredError,
+    UnknownTrialError,
+)
+from autorag_hp.storage import EXPIRED, PENDING, REPORTED, MemoryStorage, Stat, TrialRecord, open_storage
+from autorag_hp.storage.base import stats_from_events
+
+SPACE = SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b"]})
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request, tmp_path, unique_name):
+    """(storage, study name, url or None) for each backend."""
+    if request.param == "memory":
+        st, url = MemoryStorage(), None
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        st = open_storage(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+        st = open_storage(url)
+    st.open_study(unique_name, SPACE, {"policy": "test"})
+    yield st, unique_name, url
+    st.close()
+
+
+def _trial(i, cfg_index=0, expires=None, now=100.0):
+    cfg = SPACE.config_at(cfg_index)
+    return TrialRecord(f"tr{i}", cfg.to_json(), cfg.id, {"decision": i}, PENDING, now, expires)
+
+
+def test_suggest_report_events_and_stats(backend):
+    st, study, _ = backend
+    s1 = st.suggest(study, _trial(1, 0))
+    s2 = st.suggest(study, _trial(2, 0))
+    s3 = st.suggest(study, _trial(3, 4))
+    assert s1 < s2 < s3
+    seq, tr = st.report(study, "tr2", 0.5, 101.0)
+    assert seq > s3 and tr.state == REPORTED and tr.reward == 0.5 and tr.info == {"decision": 2}
+    st.report(study, "tr1", -0.25, 102.0)
+    st.report(study, "tr3", 1.0, 103.0)
+    evs = st.events(study)
+    assert [e.kind for e in evs] == ["suggest"] * 3 + ["report"] * 3
+    assert [e.trial_id for e in evs[3:]] == ["tr2", "tr1", "tr3"]
+    assert [e.seq for e in evs] == sorted(e.seq for e in evs)
+    assert st.events(study, after=evs[3].seq)[0].trial_id == "tr1"
+    assert len(st.events(study, after=0, limit=2)) == 2
+    stats = st.stats(study)
+    c0, c4 = SPACE.config_at(0).id, SPACE.config_at(4).id
+    assert stats[c0] == Stat(SPACE.config_at(0).to_json(), 2, 0.25, 0.3125)
+    assert stats[c4].count == 1 and stats[c4].mean == 1.0
+    assert st.trial(study, "tr1").reward == -0.25
+    assert [t.trial_id for t in st.trials(study)] == ["tr1", "tr2", "tr3"]
+    assert st.trials(study, state=PENDING) == []
+
+
+def test_second_report_and_unknown_trial_change_nothing(backend):
+    st, study, _ = backend
+    st.suggest(study, _trial(1))
+    st.report(study, "tr1", 0.5, 101.0)
+    before = (st.events(study), st.stats(study), st.trials(study))
+    with pytest.raises(TrialAlreadyReportedError, match="already reported"):
+        st.report(study, "tr1", 0.9, 102.0)
+    with pytest.raises(UnknownTrialError, match="unknown trial id 'nope'"):
+        st.report(study, "nope", 0.9, 102.0)
+    with pytest.raises(UnknownTrialError):
+        st.trial(study, "nope")
+    with pytest.raises(ValueError, match="already exists"):
+        st.suggest(study, _trial(1))
+    assert (st.events(study), st.stats(study), st.trials(study)) == before
+
+
+def test_expiry(backend):
+    st, study, _ = backend
+    st.suggest(study, _trial(1, expires=110.0))
+    st.suggest(study, _trial(2, expires=130.0))
+    st.suggest(study, _trial(3))  # never expires
+    with pytest.raises(TrialExpiredError):
+        st.report(study, "tr1", 1.0, 111.0)  # overdue: rejected even before a sweep
+    assert st.trial(study, "tr1").state == PENDING  # ... and the rejection wrote nothing
+    out = st.expire(study, 120.0)
+    assert [t.trial_id for t in out] == ["tr1"]
+    assert st.trial(study, "tr1").state == EXPIRED
+    assert st.expire(study, 120.0) == []
+    st.report(study, "tr2", 1.0, 125.0)
+    with pytest.raises(TrialExpiredError):
+        st.report(study, "tr1", 1.0, 125.0)
+    assert [e.kind for e in st.events(study)][-2:] == ["expire", "report"]
+
+
+def test_study_reopen_and_space_mismatch(backend):
+    st, study, _ = backend
+    meta = st.open_study(study, SPACE)
+    assert meta["fingerprint"] == SPACE.fingerprint and meta["policy"] == "test"
+    with pytest.raises(StorageMismatchError, match="different search space"):
+        st.open_study(study, SearchSpace({"top_k": [1, 3]}))
+    assert study in st.studies()
+
+
+def test_rebuild_stats_from_the_log(backend):
+    st, study, _ = backend
+    for i in range(6):
+        st.suggest(study, _trial(i, i % 3))
+        st.report(study, f"tr{i}", i / 10, 100.0 + i)
+    incremental = st.stats(study)
+    st.rebuild_stats(study)
+    rebuilt = st.stats(study)
+    assert rebuilt.keys() == incremental.keys()
+    for k in rebuilt:
+        assert rebuilt[k].count == incremental[k].count
+        assert math.isclose(rebuilt[k].sum, incremental[k].sum) and math.isclose(rebuilt[k].sumsq, incremental[k].sumsq)
+    assert stats_from_events(st.events(study)).keys() == rebuilt.keys()
+
+
+def test_import_events_into_another_study(backend):
+    st, study, _ = backend
+    st.suggest(study, _trial(1, 1, expires=150.0))
+    st.suggest(study, _trial(2, 2, expires=105.0))
+    st.report(study, "tr1", 0.7, 101.0)
+    st.expire(study, 106.0)
+    other = study + "_copy"
+    st.open_study(other, SPACE)
+    n = st.import_events(other, st.events(study))
+    assert n == 4
+    assert [(e.kind, e.trial_id, e.reward) for e in st.events(other)] == [
+        (e.kind, e.trial_id, e.reward) for e in st.events(study)
+    ]
+    assert st.stats(other) == st.stats(study)
+    with pytest.raises(ValueError, match="imported before"):
+        st.import_events(other, st.events(study))
+    assert len(st.events(other)) == 4
+
+
+def test_threads_lose_no_update(backend):
+    st, study, _ = backend
+    def work(w):
+        for i in range(25):
+            st.suggest(study, _trial(f"{w}-{i}", i % 6))
+            st.report(study, f"tr{w}-{i}", 1.0, 101.0)
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(s.count for s in st.stats(study).values()) == 100
+    evs = st.events(study)
+    assert len(evs) == 200 and len({e.seq for e in evs}) == 200
+
+
+def _proc_work(url, study, w, n):
+    st = open_storage(url)
+    for i in range(n):
+        st.suggest(study, _trial(f"p{w}-{i}", i % 6))
+        st.report(study, f"trp{w}-{i}", float(w), 101.0)
+    st.close()
+
+
+def test_processes_lose_no_update(backend):
+    st, study, url = backend
+    if url is None:
+        pytest.skip("memory storage is per process")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_proc_work, args=(url, study, w, 30)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    stats = st.stats(study)
+    assert sum(s.count for s in stats.values()) == 90
+    assert sum(s.sum for s in stats.values()) == pytest.approx(30 * (0 + 1 + 2))
+    assert len(st.events(study)) == 180
+
+
+def test_bad_urls():
+    with pytest.raises(ValueError, match="not a URL"):
+        open_storage("tuning.db")
+    with pytest.raises(ValueError, match="cannot use storage URL"):
+        open_storage("nosuchdb://x")
