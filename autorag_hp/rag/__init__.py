@@ -1,1 +1,47 @@
-"""autorag_hp.rag."""
+"""autorag_hp.rag: chunking, embeddings, retrievers, the index cache, prompts and the pipeline runner.
+
+Imports are lazy: ``import autorag_hp.rag`` pulls in no torch, faiss or langchain.
+
+>>> from autorag_hp.rag import load_pipeline
+>>> pipe = load_pipeline("pipelines/python_docs.yaml", generator="extractive")  # doctest: +SKIP
+>>> pipe.run(pipe.questions()[0], {"embedding": "bm25", "top_k": 3}).sources     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_LAZY = {
+    "RAGPipeline": ".pipeline",
+    "load_pipeline": ".pipeline",
+    "CONFIG_KEYS": ".pipeline",
+    "Document": ".data",
+    "load_corpus": ".data",
+    "load_questions": ".data",
+    "load_bundled_corpus": ".data",
+    "load_bundled_questions": ".data",
+    "corpus_fingerprint": ".data",
+    "split_documents": ".chunking",
+    "Chunk": ".chunking",
+    "IndexCache": ".index",
+    "tokenize": ".index",
+    "get_embeddings": ".embeddings",
+    "CachedEmbeddings": ".embeddings",
+    "E5Embeddings": ".embeddings",
+    "EmbeddingStore": ".embeddings",
+    "PROMPTS": ".prompts",
+    "ExtractiveGenerator": ".generation",
+    "ChatModelGenerator": ".generation",
+    "RAGError": ".errors",
+    "CorpusError": ".errors",
+    "QuestionError": ".errors",
+    "PipelineSpecError": ".errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,252 @@
+"""Retrievers (BM25, FAISS dense, hybrid reciprocal-rank fusion) and the index cache.
+
+One index per (corpus fingerprint, chunk_size, chunk_overlap, embedding), built on first use, persisted under
+``<cache>/index/<fingerprint>/`` (written atomically: temp file, then rename) and reused by later runs and
+other processes. Dense vectors go through :class:`~autorag_hp.rag.embeddings.CachedEmbeddings`, so a chunk text
+already embedded for another chunk size is not embedded again.
+
+>>> from autorag_hp.rag.data import Document
+>>> cache = IndexCache([Document("a", "Lists are mutable."), Document("b", "Tuples are immutable.")])
+>>> r = cache.retriever(chunk_size=256, chunk_overlap=0, embedding="bm25")
+>>> [cache.chunks(256, 0)[i].source for i, _ in r.search("are tuples immutable", 1)]
+['b']
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from autorag_hp.rag.chunking import Chunk, split_documents
+from autorag_hp.rag.data import Document, corpus_fingerprint
+from autorag_hp.rag.embeddings import DENSE, EMBEDDINGS, CachedEmbeddings, cache_root, get_embeddings
+from autorag_hp.rag.errors import InvalidConfigError
+
+_STOP = frozenset(
+    "a an and are as at be by can do does for from how i if in is it me my of on or so that the this to was what "
+    "when where which who why will with you your".split()
+)
+_TOKEN = re.compile(r"[a-z0-9_]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_jieba_lock = threading.Lock()
+_jieba = None
+
+
+def _segment(text: str) -> list[str]:
+    """Chinese word segmentation with jieba (quiet, loaded once); character bigrams if jieba is missing."""
+    global _jieba
+    with _jieba_lock:
+        if _jieba is None:
+            try:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba = jieba
+            except ImportError:
+                _jieba = False
+    if _jieba:
+        return [w for w in _jieba.lcut(text) if w.strip()]
+    return [text[i : i + 2] for i in range(max(1, len(text) - 1))]
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 tokens: lower-cased English words without stop words; Chinese runs segmented into words."""
+    out: list[str] = []
+    for m in _TOKEN.finditer(text.lower()):
+        tok = m.group()
+        if _CJK.match(tok):
+            out.extend(_segment(tok))
+        elif tok not in _STOP:
+            out.append(tok)
+    return out
+
+
+def _top(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    k = min(k, len(scores))
+    if k <= 0:
+        return []
+    idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+    order = sorted(idx.tolist(), key=lambda i: (-float(scores[i]), i))  # explicit tie-break: lower index first
+    return [(i, float(scores[i])) for i in order]
+
+
+class BM25Retriever:
+    name = "bm25"
+
+    def __init__(self, chunks: Sequence[Chunk]):
+        from rank_bm25 import BM25Okapi
+
+        self.n = len(chunks)
+        self._bm25 = BM25Okapi([tokenize(c.text) or ["\0"] for c in chunks])
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        toks = tokenize(query)
+        if not toks:
+            return []
+        return _top(np.asarray(self._bm25.get_scores(toks), dtype=np.float64), k)
+
+
+class DenseRetriever:
+    def __init__(self, vectors: np.ndarray, embeddings: CachedEmbeddings):
+        import faiss
+
+        self.name = embeddings.name
+        self.embeddings = embeddings
+        self.n = len(vectors)
+        self._index = faiss.IndexFlatIP(vectors.shape[1])
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        q = self.embeddings.encode([query], "query")
+        scores, ids = self._index.search(np.ascontiguousarray(q, dtype=np.float32), min(k, self.n))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+class HybridRetriever:
+    """Reciprocal-rank fusion, ``score = sum 1 / (rrf_k + rank)`` over BM25 and one dense retriever."""
+
+    name = "hybrid"
+
+    def __init__(self, sparse: BM25Retriever, dense: DenseRetriever, rrf_k: int = 60):
+        self.sparse, self.dense, self.rrf_k = sparse, dense, rrf_k
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        depth = max(50, 4 * k)
+        fused: dict[int, float] = {}
+        for ranked in (self.sparse.search(query, depth), self.dense.search(query, depth)):
+            for rank, (i, _) in enumerate(ranked, 1):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + rank)
+        order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        return order[:k]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _digest(chunks: Sequence[Chunk]) -> str:
+    h = hashlib.sha1()
+    for c in chunks:
+        h.update(c.id.encode() + b"\0" + c.text.encode() + b"\1")
+    return h.hexdigest()[:16]
+
+
+class IndexCache:
+    """Lazily built, persisted retrievers for one corpus. Thread-safe: each index is built once."""
+
+    def __init__(
+        self,
+        docs: Sequence[Document],
+        root: str | Path | None = None,
+        *,
+        hybrid_dense: str = "e5",
+        progress: bool | None = None,
+    ):
+        self.docs = list(docs)
+        self.fingerprint = corpus_fingerprint(self.docs)
+        self.root = Path(root) if root else cache_root()
+        self.dir = self.root / "index" / self.fingerprint
+        self.hybrid_dense = hybrid_dense
+        self.progress = progress
+        self._chunks: dict[tuple[int, int], list[Chunk]] = {}
+        self._retrievers: dict[tuple[int, int, str], object] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self.stats = {"built": 0, "loaded": 0}
+
+    def _key_lock(self, key: tuple) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def chunks(self, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
+        key = (chunk_size, chunk_overlap)
+        got = self._chunks.get(key)
+        if got is not None:
+            return got
+        with self._key_lock(("chunks", *key)):
+            if key not in self._chunks:
+                self._chunks[key] = split_documents(self.docs, chunk_size, chunk_overlap)
+            return self._chunks[key]
+
+    def retriever(self, chunk_size: int, chunk_overlap: int, embedding: str):
+        """The retriever for one (chunk_size, chunk_overlap, embedding); builds and persists it on first use."""
+        if embedding not in EMBEDDINGS:
+            raise InvalidConfigError(f"unknown embedding {embedding!r}; choose one of {list(EMBEDDINGS)}")
+        key = (chunk_size, chunk_overlap, embedding)
+        got = self._retrievers.get(key)
+        if got is not None:
+            return got
+        with self._key_lock(key):
+            if key not in self._retrievers:
+                self._retrievers[key] = self._build(chunk_size, chunk_overlap, embedding)
+            return self._retrievers[key]
+
+    def _build(self, cs: int, co: int, embedding: str):
+        chunks = self.chunks(cs, co)
+        if embedding == "bm25":
+            return BM25Retriever(chunks)
+        if embedding == "hybrid":
+            return HybridRetriever(self.retriever(cs, co, "bm25"), self.retriever(cs, co, self.hybrid_dense))
+        return DenseRetriever(self.vectors(cs, co, embedding), CachedEmbeddings(get_embeddings(embedding)))
+
+    def vectors(self, cs: int, co: int, embedding: str) -> np.ndarray:
+        """The chunk vectors of one dense index: from disk when present and matching, else embedded and saved."""
+        if embedding not in DENSE:
+            raise InvalidConfigError(f"{embedding!r} is not a dense embedding; dense ones: {sorted(DENSE)}")
+        chunks = self.chunks(cs, co)
+        digest = _digest(chunks)
+        base = self.dir / f"{embedding}-{cs}-{co}"
+        meta_path, vec_path = base.with_suffix(".json"), base.with_suffix(".npy")
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("digest") == digest and meta.get("n") == len(chunks):
+                vecs = np.load(vec_path)
+                if vecs.shape[0] == len(chunks):
+                    self.stats["loaded"] += 1
+                    return vecs
+        except (OSError, ValueError):
+            pass
+        emb = CachedEmbeddings(get_embeddings(embedding))
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(chunks), desc=f"index {embedding} chunk_size={cs}", unit="chunk",
+                  disable=not show, leave=False) as bar:
+            vecs = emb.encode([c.text for c in chunks], "passage", progress=bar)
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, vecs)
+        _atomic_write(vec_path, buf.getvalue())
+        _atomic_write(meta_path, json.dumps({"digest": digest, "n": len(chunks), "model": embedding,
+                                              "chunk_size": cs, "chunk_overlap": co}).encode())
+        self.stats["built"] += 1
+        return vecs
+
+    def export_chunks(self, cs: int, co: int) -> Path:
+        """Write the chunks of one chunking as JSONL.gz (for inspection); returns the path."""
+        path = self.dir / f"chunks-{cs}-{co}.jsonl.gz"
+        rows = "".join(json.dumps({"id": c.id, "source": c.source, "text": c.text}, ensure_ascii=False) + "\n"
+                       for c in self.chunks(cs, co))
+        _atomic_write(path, gzip.compress(rows.encode(), mtime=0))
+        return path
