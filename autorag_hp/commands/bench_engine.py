@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     with tqdm(total=len(jobs) * args.repeats, desc="bench-engine", unit="run") as bar:
         for _ in range(args.repeats):  # interleave repeats so drifting machine load hits every engine alike
-            for name, fn, n in jobs:
+            for name, fn, _n in jobs:
                 rate = fn()
                 results[name] = max(results.get(name, 0.0), rate)
                 bar.update()

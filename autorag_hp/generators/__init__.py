@@ -1,1 +1,34 @@
-"""autorag_hp.generators."""
+"""autorag_hp.generators: local LLMs on the CPU (bf16 / AMX where the CPU has it, int8) and a LangChain wrapper.
+
+Imports are lazy: ``import autorag_hp.generators`` does not import torch or transformers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from .base import Generation, Generator, Messages
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .accel import AccelerationPlan, choose_dtype, cpu_capabilities, plan_acceleration
+    from .langchain_chat import ChatLocalGenerator
+    from .local import LocalGenerator, default_generator
+
+_LAZY = {
+    "LocalGenerator": ".local",
+    "default_generator": ".local",
+    "ChatLocalGenerator": ".langchain_chat",
+    "AccelerationPlan": ".accel",
+    "plan_acceleration": ".accel",
+    "choose_dtype": ".accel",
+    "cpu_capabilities": ".accel",
+}
+
+__all__ = ["Generation", "Generator", "Messages", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

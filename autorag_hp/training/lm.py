@@ -166,6 +166,12 @@ def __getattr__(name: str):  # lazy class export: `from autorag_hp.training.lm i
     raise AttributeError(name)
 
 
+def make_tinylm(width: int, **config) -> Any:
+    """A µP-ready :class:`TinyLM` at ``width`` without base shapes: the ``model_fn`` for :class:`MuTransfer`."""
+    config.setdefault("parametrization", "mup")
+    return __getattr__("TinyLM")(LMConfig(width=width, **config))
+
+
 def build_lm(cfg: LMConfig, base_width: int | None = None, seed: int = 0):
     """Build a :class:`TinyLM`; under µP also set its base shapes (base and delta models at ``base_width``).
 

@@ -121,7 +121,7 @@ class OptunaTuner:
         self.space = None if space is None else validate_space(space)
         self.direction = direction
         self.sampler_spec, self.pruner_spec = sampler, pruner
-        self.storage, self.study_name, self.seed = storage, study_name, seed
+        self.storage, self.study_name, self.seed = normalize_storage_url(storage), study_name, seed
         self.load_if_exists = load_if_exists
         self._takes_report = self.space is not None and _n_positional(objective) >= 2
         self._study = None
@@ -314,6 +314,17 @@ def _worker_main(spec: dict, n_trials: int) -> None:
     OptunaTuner(**spec).optimize(n_trials, show_progress=False)
 
 
+def normalize_storage_url(url: str | None) -> str | None:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when psycopg2 is absent."""
+    if url is None or not url.startswith(("postgresql://", "postgres://")):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 def _n_positional(fn: Callable) -> int:
     try:
         sig = inspect.signature(fn)
@@ -330,6 +341,6 @@ def delete_study(storage: str, study_name: str) -> None:
     """Remove a study (and its trials) from a storage; a no-op when it does not exist."""
     optuna = _optuna()
     try:
-        optuna.delete_study(study_name=study_name, storage=storage)
+        optuna.delete_study(study_name=study_name, storage=normalize_storage_url(storage))
     except KeyError:
         pass
