@@ -34,6 +34,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,15 +233,25 @@ def _optuna_objects(storage_url: str, study_name: str, n_units: int, heartbeat_s
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     from autorag_hp.evaluation.table import to_url
 
-    storage = RDBStorage(
-        to_url(storage_url),
-        engine_kwargs={"pool_pre_ping": True} if "postgresql" in storage_url else {"connect_args": {"timeout": 60}},
-        heartbeat_interval=heartbeat_s,
-        grace_period=grace_s,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None),
-    )
+    storage = None
+    for attempt in range(20):  # several workers may create Optuna's tables at once
+        try:
+            storage = RDBStorage(
+                to_url(storage_url),
+                engine_kwargs={"pool_pre_ping": True} if "postgresql" in storage_url
+                else {"connect_args": {"timeout": 60}},
+                heartbeat_interval=heartbeat_s,
+                grace_period=grace_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=None),
+            )
+            break
+        except Exception:  # noqa: BLE001 - "table already exists" from a concurrent creator
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
     sampler = optuna.samplers.GridSampler({"unit": list(range(n_units))}, seed=0)
     study = None
     for _ in range(20):  # several workers may create the study at once
@@ -389,6 +400,7 @@ def run_grid(
             kw = dict(spec=str(pipeline), table_url=url, table_name=table_name, storage_url=storage, study_name=study,
                       units=units, metrics=metric_names, rkeys=rkeys, threads=threads_per_worker,
                       heartbeat_s=heartbeat_s, grace_s=grace_s)
+            _optuna_objects(storage, study, len(units), heartbeat_s, grace_s)  # create tables + study once
             if workers <= 1:
                 if bar is not None:
                     bar.set_postfix_str("optuna worker (progress at the end)")
