@@ -30,8 +30,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from autorag_hp.errors import InvalidRewardError
 from autorag_hp.policies import Policy, make_policy
@@ -50,15 +50,14 @@ def t_quantile_975(df: int) -> float:
     return _T975[df - 1] if df <= 30 else 1.96 + 2.4 / df
 
 
-@dataclass(frozen=True)
-class Trial:
+class Trial(NamedTuple):
     """One suggestion: evaluate ``config`` on one question and report the reward under ``id``."""
 
     id: str
     config: Config
     decision: int
     slot: int
-    info: dict[str, Any] = field(default_factory=dict, compare=False)
+    info: dict[str, Any] = {}  # noqa: RUF012 - never mutated
     created_at: float = 0.0
     expires_at: float | None = None
 
@@ -81,6 +80,10 @@ class BestRow:
 
 
 def _check_reward(reward: Any) -> float:
+    if type(reward) is float:  # the common case, without the ABC check
+        if math.isfinite(reward):
+            return reward
+        raise InvalidRewardError(f"reward must be finite, got {reward!r}; map failures to a finite penalty instead")
     if isinstance(reward, bool) or not isinstance(reward, numbers.Real):
         raise InvalidRewardError(f"reward must be a real number, got {type(reward).__name__} {reward!r}")
     value = float(reward)
@@ -158,23 +161,21 @@ class Tuner:
             self._configs[text] = cfg
         return cfg
 
-    def _apply(self, ev: Event) -> None:
-        cfg = self._config(ev.config)
-        info = ev.info
-        weight = 1.0 / max(1, int(info.get("batch", 1)))
-        if ev.kind == SUGGEST:
+    def _apply(self, seq: int, kind: str, config: str | Config, reward: float | None, info: dict[str, Any]) -> None:
+        cfg = config if isinstance(config, Config) else self._config(config)
+        if kind == SUGGEST:
             if info.get("slot", 0) == 0:
                 self.policy.observe_decision(cfg, info)
             self._batch = (cfg, info)
-        elif ev.kind == REPORT:
-            self.policy.update(cfg, ev.reward, weight, info)
-        elif ev.kind == EXPIRE:
-            self.policy.release(cfg, weight, info)
-        self._seq = ev.seq
+        elif kind == REPORT:
+            self.policy.update(cfg, reward, 1.0 / info.get("batch", 1), info)
+        elif kind == EXPIRE:
+            self.policy.release(cfg, 1.0 / info.get("batch", 1), info)
+        self._seq = seq
 
     def _sync(self) -> None:
         for ev in self.storage.events(self.study, after=self._seq):
-            self._apply(ev)
+            self._apply(ev.seq, ev.kind, ev.config, ev.reward, ev.info)
 
     def _maybe_expire(self, now: float) -> None:
         if self.trial_timeout is None or now < self._next_expiry_check:
@@ -201,7 +202,7 @@ class Tuner:
             rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires)
             seq = self.storage.suggest(self.study, rec)
             if seq == self._seq + 1:
-                self._apply(Event(seq, SUGGEST, rec.trial_id, rec.config, None, info, now))
+                self._apply(seq, SUGGEST, cfg, None, info)
             else:
                 self._sync()
             return Trial(rec.trial_id, cfg, int(info["decision"]), int(info["slot"]), info, now, expires)
@@ -217,7 +218,7 @@ class Tuner:
             now = self.clock()
             seq, tr = self.storage.report(self.study, trial_id, value, now)
             if seq == self._seq + 1:
-                self._apply(Event(seq, REPORT, tr.trial_id, tr.config, value, tr.info, now))
+                self._apply(seq, REPORT, tr.config, value, tr.info)
 
     tell = report
 

@@ -25,8 +25,8 @@ import json
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from autorag_hp.space import SearchSpace
 
@@ -34,8 +34,9 @@ SUGGEST, REPORT, EXPIRE = "suggest", "report", "expire"
 PENDING, REPORTED, EXPIRED = "pending", "reported", "expired"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
+    """One entry of the append-only log (a NamedTuple: cheap to create on the hot path)."""
+
     seq: int
     kind: str
     trial_id: str
@@ -45,7 +46,7 @@ class Event:
     time: float
 
     def to_json(self) -> str:
-        d = asdict(self)
+        d = self._asdict()
         d["config"] = json.loads(self.config)
         return json.dumps(d, sort_keys=True)
 
@@ -70,12 +71,13 @@ class Event:
         )
 
 
-@dataclass(frozen=True)
-class TrialRecord:
+class TrialRecord(NamedTuple):
+    """A trial as stored: its configuration (canonical JSON), policy info, state and reward."""
+
     trial_id: str
     config: str  # canonical JSON
     config_id: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = {}  # noqa: RUF012 - never mutated
     state: str = PENDING
     created_at: float = 0.0
     expires_at: float | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any
 
 from autorag_hp.errors import (
@@ -103,7 +102,7 @@ class MemoryStorage(Storage):
             out = []
             for tid, tr in st.trials.items():
                 if tr.state == PENDING and tr.expires_at is not None and now > tr.expires_at:
-                    tr = replace(tr, state=EXPIRED)
+                    tr = tr._replace(state=EXPIRED)
                     st.trials[tid] = tr
                     self._append(st, EXPIRE, tr, None, now)
                     out.append(tr)
@@ -114,7 +113,7 @@ class MemoryStorage(Storage):
             st = self._study(study)
             tr = st.trials[trial_id]
             if tr.state == PENDING:
-                tr = replace(tr, state=EXPIRED)
+                tr = tr._replace(state=EXPIRED)
                 st.trials[trial_id] = tr
                 self._append(st, EXPIRE, tr, None, now)
 

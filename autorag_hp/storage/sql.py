@@ -302,7 +302,7 @@ class SQLStorage(Storage):
                     .values(state=EXPIRED)
                 )
                 self._event(conn, sid, EXPIRE, tr, None, row.info, now)
-                out.append(TrialRecord(**{**tr.__dict__, "state": EXPIRED}))
+                out.append(tr._replace(state=EXPIRED))
             return out
 
     def _expire_one(self, study: str, trial_id: str, now: float) -> None:
