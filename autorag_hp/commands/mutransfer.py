@@ -1,6 +1,6 @@
 """``autorag-hp mutransfer``: the µTransfer demonstration (LR sweep over widths, SP vs µP) on the CPU.
 
-Writes ``sweep.jsonl`` (resumable), ``mutransfer_lr_sweep.png``, ``results.md`` and ``summary.json`` to ``--out``.
+Writes ``sweep_<setting>.jsonl`` (resumable), ``mutransfer_lr_sweep.png``, ``results.md`` and ``summary.json`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import shlex
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="eval/results/mutransfer", help="output folder")
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256], help="d_model values; smallest = base")
-    p.add_argument("--log2-lrs", type=float, nargs="+", default=list(range(-12, -3)), help="Adam LRs as log2")
+    p.add_argument("--log2-lrs", type=float, nargs="+", default=list(range(-11, -3)), help="Adam LRs as log2")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--steps", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.report_only:
         lm_sweep.run_sweep(args.out, n_jobs=args.jobs, **settings)
-    records = lm_sweep.load_sweep(os.path.join(args.out, "sweep.jsonl"))
+    records = lm_sweep.load_sweep(lm_sweep.sweep_log_path(
+        args.out, steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, n_layers=args.layers,
+        max_bytes=args.max_bytes))
     # only the points of this configuration (the log may hold an earlier, different sweep)
     records = [
         r for r in records

@@ -50,10 +50,10 @@ def run_sweep(
     out_dir: str,
     *,
     widths: Sequence[int] = (32, 64, 128, 256),
-    log2_lrs: Sequence[float] = tuple(range(-12, -3)),
+    log2_lrs: Sequence[float] = tuple(range(-11, -3)),
     seeds: Sequence[int] = (0, 1),
     parametrizations: Sequence[str] = ("sp", "mup"),
-    steps: int = 250,
+    steps: int = 150,
     batch_size: int = 16,
     seq_len: int = 64,
     n_layers: int = 2,
@@ -76,8 +76,17 @@ def run_sweep(
         lm_point, steps=steps, batch_size=batch_size, seq_len=seq_len, n_layers=n_layers, base_width=base_width,
         max_bytes=max_bytes,
     )
-    tuner = GridTuner(objective, grid, n_jobs=n_jobs, log_path=os.path.join(out_dir, "sweep.jsonl"))
+    log = sweep_log_path(out_dir, steps=steps, batch_size=batch_size, seq_len=seq_len, n_layers=n_layers,
+                         max_bytes=max_bytes)
+    tuner = GridTuner(objective, grid, n_jobs=n_jobs, log_path=log)
     return tuner.run(show_progress=show_progress, desc="µTransfer sweep")
+
+
+def sweep_log_path(out_dir: str, *, steps: int, batch_size: int, seq_len: int, n_layers: int,
+                   max_bytes: int | None) -> str:
+    """One log per training setting, so a resumed sweep never mixes runs of different lengths or shapes."""
+    tag = f"s{steps}_b{batch_size}_t{seq_len}_l{n_layers}" + (f"_m{max_bytes}" if max_bytes else "")
+    return os.path.join(out_dir, f"sweep_{tag}.jsonl")
 
 
 # ------------------------------------------------------------------------------------------- analysis

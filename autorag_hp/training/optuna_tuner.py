@@ -52,7 +52,11 @@ def _sampler(name: str, seed: int | None, space: Mapping[str, Dimension] | None)
     }
     if name not in table:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(table)}")
-    return table[name]()
+    import warnings
+
+    with warnings.catch_warnings():  # QMC, brute force: "experimental" since Optuna 3, stable enough here
+        warnings.simplefilter("ignore", _optuna().exceptions.ExperimentalWarning)
+        return table[name]()
 
 
 def _grid_for(space):
@@ -227,16 +231,22 @@ class OptunaTuner:
             for t in self.study.trials
         ]
 
-    def export_plots(self, out_dir: str, prefix: str = "optuna") -> dict[str, str]:
+    def export_plots(self, out_dir: str, prefix: str = "optuna", plotlyjs: str = "inline") -> dict[str, str]:
         """Write the optimization history and the parameter importances as PNG (matplotlib) and HTML (plotly).
+
+        ``plotlyjs="inline"`` makes self-contained HTML files that open offline (~4 MB each); ``"cdn"`` makes
+        small files that load plotly.js from the internet.
 
         Returns ``{"history_png": path, "history_html": ..., "importances_png": ..., "importances_html": ...}``.
         Importances need at least two completed trials and more than one parameter value.
         """
+        import warnings
+
         optuna = _optuna()
         import matplotlib
 
         matplotlib.use("Agg")
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         import matplotlib.pyplot as plt
 
         os.makedirs(out_dir, exist_ok=True)
@@ -267,7 +277,7 @@ class OptunaTuner:
             fig.savefig(png, dpi=110)
             plt.close(fig)
             html = os.path.join(out_dir, f"{prefix}_{kind}.html")
-            plotly_fn(study, **kwargs).write_html(html, include_plotlyjs="cdn")
+            plotly_fn(study, **kwargs).write_html(html, include_plotlyjs=plotlyjs if plotlyjs == "cdn" else True)
             out[f"{kind}_png"], out[f"{kind}_html"] = png, html
         return out
 
