@@ -214,8 +214,9 @@ class EmbeddingStore:
 _stores: dict[Path, EmbeddingStore] = {}
 
 
-def default_store() -> EmbeddingStore:
-    path = cache_root() / "embeddings.sqlite"
+def default_store(root: str | Path | None = None) -> EmbeddingStore:
+    """The process-wide store under ``root`` (default: :func:`cache_root`)."""
+    path = Path(root or cache_root()) / "embeddings.sqlite"
     with _instances_lock:
         if path not in _stores:
             _stores[path] = EmbeddingStore(path)

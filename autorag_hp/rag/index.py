@@ -30,7 +30,14 @@ import numpy as np
 
 from autorag_hp.rag.chunking import Chunk, split_documents
 from autorag_hp.rag.data import Document, corpus_fingerprint
-from autorag_hp.rag.embeddings import DENSE, EMBEDDINGS, CachedEmbeddings, cache_root, get_embeddings
+from autorag_hp.rag.embeddings import (
+    DENSE,
+    EMBEDDINGS,
+    CachedEmbeddings,
+    cache_root,
+    default_store,
+    get_embeddings,
+)
 from autorag_hp.rag.errors import InvalidConfigError
 
 _STOP = frozenset(
@@ -207,7 +214,11 @@ class IndexCache:
             return BM25Retriever(chunks)
         if embedding == "hybrid":
             return HybridRetriever(self.retriever(cs, co, "bm25"), self.retriever(cs, co, self.hybrid_dense))
-        return DenseRetriever(self.vectors(cs, co, embedding), CachedEmbeddings(get_embeddings(embedding)))
+        return DenseRetriever(self.vectors(cs, co, embedding), self.embeddings(embedding))
+
+    def embeddings(self, name: str) -> CachedEmbeddings:
+        """The cached dense model ``name``, storing vectors under this cache's root."""
+        return CachedEmbeddings(get_embeddings(name), default_store(self.root))
 
     def vectors(self, cs: int, co: int, embedding: str) -> np.ndarray:
         """The chunk vectors of one dense index: from disk when present and matching, else embedded and saved."""
@@ -226,7 +237,7 @@ class IndexCache:
                     return vecs
         except (OSError, ValueError):
             pass
-        emb = CachedEmbeddings(get_embeddings(embedding))
+        emb = self.embeddings(embedding)
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         from tqdm.auto import tqdm
 

@@ -1,0 +1,179 @@
+"""Measurements of the RAG layer, written as markdown under ``eval/results/``.
+
+    python -m autorag_hp.rag.bench index --out eval/results/index_build.md
+    python -m autorag_hp.rag.bench retrieval --out eval/results/retrieval_recall.md
+
+``index``: time to build every index of the default space of ``pipelines/python_docs.yaml`` in an empty cache,
+and the embedding throughput of the cached path (cold: every text a miss, stored; warm: every text a hit)
+against calling the model directly on the same texts. ``retrieval``: recall@k of the gold FAQ section for
+every embedding x chunk size, retrieval only (no LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "python_docs.yaml"
+
+
+def _header(title: str, argv: list[str]) -> list[str]:
+    cmd = "python -m autorag_hp.rag.bench " + " ".join(shlex.quote(a) for a in argv)
+    return [
+        f"# {title}",
+        "",
+        "```",
+        cmd,
+        "```",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+        f"(load average at start {os.getloadavg()[0]:.1f}; shared with other jobs), Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
+
+
+def bench_index(args) -> list[str]:
+    import numpy as np
+
+    from autorag_hp.rag.embeddings import CachedEmbeddings, EmbeddingStore, get_embeddings
+    from autorag_hp.rag.pipeline import load_pipeline
+
+    cache = Path(args.cache or tempfile.mkdtemp(prefix="autorag-hp-bench-"))
+    pipe = load_pipeline(args.spec, generator="extractive", cache_dir=cache, progress=args.progress)
+    space = pipe.space
+    lines = _header("Index build time and embedding-cache throughput", sys.argv[1:])
+    lines += [f"Corpus: `{pipe.name}`, {len(pipe.docs)} documents, {sum(len(d.text) for d in pipe.docs):,} characters "
+              f"(fingerprint `{pipe.fingerprint}`). Empty cache at `{cache}`.", ""]
+    # model loads are counted separately from index builds
+    t = time.perf_counter()
+    names = [v for v in space["embedding"].values if v not in ("bm25", "hybrid")]
+    for n in names:
+        get_embeddings(n).encode(["warm up"])
+    load_s = time.perf_counter() - t
+    rows = []
+    total = time.perf_counter()
+    for cfg_key in _keys(pipe, space):
+        cs, co, emb = cfg_key
+        t = time.perf_counter()
+        pipe.index.retriever(cs, co, emb)
+        rows.append((cs, co, emb, len(pipe.index.chunks(cs, co)), time.perf_counter() - t))
+    total_s = time.perf_counter() - total
+    lines += ["## Build time of every index of the default space", "",
+              "| chunk_size | chunk_overlap | embedding | chunks | build s |", "|---:|---:|---|---:|---:|"]
+    lines += [f"| {cs} | {co} | {emb} | {n} | {s:.1f} |" for cs, co, emb, n, s in rows]
+    lines += ["", f"**Total: {total_s:.1f} s for {len(rows)} indexes** (plus {load_s:.1f} s loading "
+              f"{', '.join(names)} once). A second process finds them on disk: "]
+    t = time.perf_counter()
+    again = load_pipeline(args.spec, generator="extractive", cache_dir=cache, progress=False)
+    for key in _keys(again, space):
+        again.index.retriever(*key)
+    lines[-1] += f"loading all {len(rows)} takes {time.perf_counter() - t:.1f} s."
+    lines.append("")
+
+    # throughput: cached path vs direct model call on the same texts, alternating to share the machine's noise
+    texts = [c.text for c in pipe.index.chunks(512, min(64, 512 // 4))][: args.texts]
+    lines += ["## Embedding throughput: cached path vs direct model call", "",
+              f"{len(texts)} chunk texts (chunk_size 512), {args.repeats} alternating repeats, median. "
+              "Cold = empty store (every text embedded and written to SQLite); warm = every text already stored.", "",
+              "| model | direct texts/s | cached cold texts/s | cached warm texts/s | ratio cold/direct | ratio warm/direct |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for n in names:
+        model = get_embeddings(n)
+        direct, cold, warm = [], [], []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            ref = model.encode(texts, "passage")
+            direct.append(time.perf_counter() - t)
+            store = EmbeddingStore(Path(tempfile.mkdtemp(prefix="emb-", dir=cache)) / "e.sqlite")
+            cached = CachedEmbeddings(model, store)
+            t = time.perf_counter()
+            got = cached.encode(texts, "passage")
+            cold.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            got2 = cached.encode(texts, "passage")
+            warm.append(time.perf_counter() - t)
+            assert np.allclose(ref, got, atol=1e-5) and np.array_equal(got, got2), "cached vectors differ"
+        d, c, w = (len(texts) / statistics.median(x) for x in (direct, cold, warm))
+        lines.append(f"| {n} | {d:.1f} | {c:.1f} | {w:,.0f} | **{c / d:.2f}** | {w / d:,.0f} |")
+    lines += ["", "Target: ratio cold/direct >= 0.9 (the cache costs under 10 % when nothing is cached yet).", ""]
+    return lines
+
+
+def _keys(pipe, space):
+    keys = []
+    for cfg in space.configs():
+        full = pipe.resolve_config({k: cfg[k] for k in ("chunk_size", "embedding") if k in cfg})
+        key = (full["chunk_size"], full["chunk_overlap"], full["embedding"])
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def bench_retrieval(args) -> list[str]:
+    from autorag_hp.rag.pipeline import load_pipeline
+
+    pipe = load_pipeline(args.spec, generator="extractive", cache_dir=args.cache, progress=args.progress)
+    qs = pipe.questions()
+    ks = (1, 3, 5)
+    embeddings = args.embeddings.split(",")
+    sizes = [int(s) for s in args.chunk_sizes.split(",")]
+    lines = _header("Retrieval-only recall@k of the gold source", sys.argv[1:])
+    lines += [f"{len(qs)} FAQ questions of `{pipe.name}`; a hit at k when the gold FAQ section is the source of "
+              "one of the top-k chunks (question headings are not in the indexed text). No LLM.", "",
+              "| embedding | chunk_size | R@1 | R@3 | R@5 | MRR@5 | s/question |", "|---|---:|---:|---:|---:|---:|---:|"]
+    best: dict[str, float] = {}
+    for emb in embeddings:
+        for cs in sizes:
+            pipe.retrieve("warm up", {"embedding": emb, "chunk_size": cs})
+            hits = dict.fromkeys(ks, 0)
+            rr = 0.0
+            t = time.perf_counter()
+            for q in qs:
+                ranked = [c.source for c in pipe.retrieve(q, {"embedding": emb, "chunk_size": cs, "top_k": max(ks)})]
+                for k in ks:
+                    hits[k] += q.sources[0] in ranked[:k]
+                if q.sources[0] in ranked:
+                    rr += 1.0 / (ranked.index(q.sources[0]) + 1)
+            per_q = (time.perf_counter() - t) / len(qs)
+            r = {k: hits[k] / len(qs) for k in ks}
+            best[emb] = max(best.get(emb, 0.0), r[5])
+            lines.append(f"| {emb} | {cs} | {r[1]:.3f} | {r[3]:.3f} | {r[5]:.3f} | {rr / len(qs):.3f} | {per_q:.4f} |")
+    lines += ["", "Best R@5 per embedding: " + ", ".join(f"{e} {v:.3f}" for e, v in best.items()) + ".", ""]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m autorag_hp.rag.bench")
+    ap.add_argument("what", choices=["index", "retrieval"])
+    ap.add_argument("--spec", default=str(SPEC))
+    ap.add_argument("--cache", default=None, help="cache folder (index: default a new empty one)")
+    ap.add_argument("--out", default=None, help="write the markdown here (default: print)")
+    ap.add_argument("--texts", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--embeddings", default="bm25,minilm,e5,hybrid")
+    ap.add_argument("--chunk-sizes", default="256,512,1024")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    if os.environ.get("AUTORAG_HP_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["AUTORAG_HP_THREADS"]))
+    lines = bench_index(args) if args.what == "index" else bench_retrieval(args)
+    text = "\n".join(lines)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
