@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.steps} Adam steps",
     )
     settings["n_layers"] = args.layers
-    md = lm_sweep.write_report(summary, args.out, _command(args), settings)
+    slopes = lm_sweep.coord_check_figure(args.out, args.widths, seq_len=args.seq_len, n_layers=args.layers)
+    md = lm_sweep.write_report(summary, args.out, _command(args), settings, slopes=slopes)
     print(open(md).read())
     return 0
 

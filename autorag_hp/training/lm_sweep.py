@@ -186,7 +186,37 @@ def plot_sweep(summary: dict, path: str, title: str = "") -> None:
     plt.close(fig)
 
 
-def write_report(summary: dict, out_dir: str, command: str, settings: dict) -> str:
+def coord_check_figure(out_dir: str, widths: Sequence[int], *, seq_len: int = 64, n_layers: int = 2,
+                       lr: float = 2.0**-6, nsteps: int = 4, batch_size: int = 16) -> dict[str, dict[str, float]]:
+    """mup's coordinate check of TinyLM under SP and µP at ``widths``; writes ``coord_check.png``.
+
+    Returns the log2-log2 slope of mean |activation| against width per module at the last step, per
+    parametrization (µP: near 0; SP: the logits grow with width).
+    """
+    import functools
+
+    from .lm import ByteBatches, build_lm
+    from .mutransfer import coord_check, coord_slopes, plot_coord_check
+
+    train, _ = split_docs(None)
+    batch = next(ByteBatches(train, seq_len, batch_size, seed=0))
+    base = min(widths)
+    frames, slopes = {}, {}
+    for par, label in (("sp", "SP"), ("mup", "µP")):
+        models = {
+            w: functools.partial(build_lm, LMConfig(width=w, n_layers=n_layers, seq_len=seq_len,
+                                                    parametrization=par, base_width=base), seed=0)
+            for w in widths
+        }
+        frames[label] = coord_check(models, batch, lr=lr, mup=par == "mup", nsteps=nsteps)
+        slopes[par] = coord_slopes(frames[label])
+    plot_coord_check(frames, os.path.join(out_dir, "coord_check.png"),
+                     title=f"coordinate check: TinyLM, Adam lr=2^{math.log2(lr):g}, one fixed batch")
+    return slopes
+
+
+def write_report(summary: dict, out_dir: str, command: str, settings: dict,
+                 slopes: dict[str, dict[str, float]] | None = None) -> str:
     """Write ``results.md`` (table, transfer, compute saved, command) and ``summary.json``; return the md path."""
     pars = [p for p in ("sp", "mup") if p in summary["best"]]
     widths = sorted({w for p in pars for w in summary["best"][p]})
@@ -246,6 +276,20 @@ def write_report(summary: dict, out_dir: str, command: str, settings: dict) -> s
         f"{100 * (1 - 1 / flops_ratio):.0f} % of the FLOPs.",
         "",
     ]
+    if slopes:
+        mods = sorted(set(slopes.get("sp", {})) & set(slopes.get("mup", {})) - {""})
+        lines += [
+            "## Coordinate check (mup)",
+            "",
+            "![coordinate check](coord_check.png)",
+            "",
+            "Slope of log2 mean |activation| against log2 width after 4 Adam steps on one batch (0 = width-stable):",
+            "",
+            "| module | SP | µP |",
+            "|---|---:|---:|",
+            *[f"| {m} | {slopes['sp'][m]:+.2f} | {slopes['mup'][m]:+.2f} |" for m in mods],
+            "",
+        ]
     path = os.path.join(out_dir, "results.md")
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
