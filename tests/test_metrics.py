@@ -134,3 +134,10 @@ def test_ragas_non_llm_metrics_known_values():
     none = compute_metrics(ans("x", contexts=()), q, ["ragas_context_recall"])
     assert none == {"ragas_context_recall": 0.0}
     assert compute_metrics(a, QAItem("q"), ["ragas_bleu"]) == {"ragas_bleu": None}
+
+
+def test_token_precision_and_recall():
+    q = QAItem("q", answer="the quick brown fox jumps over the lazy dog")  # 7 tokens after normalisation
+    a = ans("A quick fox")  # quick fox: 2 tokens, both in the reference
+    assert get_metric("token_precision")(a, q) == 1.0
+    assert get_metric("token_recall")(a, q) == pytest.approx(2 / 7)

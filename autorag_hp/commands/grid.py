@@ -19,6 +19,9 @@ import json
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", required=True,
                    help="pipeline spec: a YAML file (pipelines/python_docs.yaml) or module:factory / file.py:factory")
+    p.add_argument("--generator", default=None,
+                   help="override the pipeline's generator: extractive | local | a YAML mapping such as "
+                        "'{type: local, quantize: int8, threads: 1}'")
     p.add_argument("--space", default=None, help="search-space YAML/JSON (default: the pipeline's own space)")
     p.add_argument("--questions", type=int, default=None, help="evaluate the first N questions (default: all)")
     p.add_argument("--out", required=True,
@@ -36,11 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
     from autorag_hp.evaluation.grid import run_grid
 
+    overrides = {"generator": yaml.safe_load(args.generator)} if args.generator else None
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     summary = run_grid(
-        args.pipeline, args.out, space=args.space, questions=args.questions, table_name=args.table,
+        args.pipeline, args.out, pipeline_kwargs=overrides, space=args.space, questions=args.questions, table_name=args.table,
         workers=args.workers, metrics=metrics, storage=args.storage, study=args.study,
         threads_per_worker=args.threads_per_worker, progress=not args.no_progress, export=args.export,
     )

@@ -53,9 +53,11 @@ PROMPT_KEYS: tuple[str, ...] = ("prompt", "prompt_template")
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
-def load_pipeline(spec: Any) -> Any:
+def load_pipeline(spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
     """A pipeline object from ``spec``: an object (returned), a YAML path (``autorag_hp.rag.load_pipeline``),
-    ``package.module:factory`` or ``path/to/file.py:factory`` (the factory is called with no arguments)."""
+    ``package.module:factory`` or ``path/to/file.py:factory``. ``overrides`` are keyword arguments for the
+    loader or factory (e.g. ``{"generator": "extractive"}`` or ``{"generator": {"type": "local", "quantize": "int8"}}``)."""
+    overrides = dict(overrides or {})
     if not isinstance(spec, str | os.PathLike):
         return spec
     s = str(spec)
@@ -74,10 +76,10 @@ def load_pipeline(spec: Any) -> Any:
                 sp.loader.exec_module(mod)
         else:
             mod = importlib.import_module(target)
-        return getattr(mod, attr)()
-    from autorag_hp.rag import load_pipeline as _load  # the RAG engineer's loader (issue 3)
+        return getattr(mod, attr)(**overrides)
+    from autorag_hp.rag import load_pipeline as _load  # the RAG pipeline's YAML loader
 
-    return _load(s)
+    return _load(s, **overrides)
 
 
 def question_id(item: QAItem) -> str:
@@ -136,7 +138,10 @@ class UnitRunner:
 
     def _uses_llm(self, config) -> int:
         f = getattr(self.pipeline, "uses_llm", None)
-        return int(bool(f(config))) if callable(f) else 1
+        if callable(f):
+            return int(bool(f(config)))
+        gen = getattr(self.pipeline, "generator", None)  # the RAG pipeline's generator says llm_calls = 0 / 1
+        return int(getattr(gen, "llm_calls", 1)) if gen is not None else 1
 
     def _gen_key(self, messages: Any, config) -> str:
         gen = {k: config[k] for k in config if k not in self.retrieval_keys and k not in PROMPT_KEYS}
@@ -170,7 +175,7 @@ class UnitRunner:
                     reused = True
                 else:
                     g = self.pipeline.generate(messages, cfg)
-                    text, pt, ct, gl = g.text, g.prompt_tokens, g.completion_tokens, g.latency_s
+                    text, pt, ct, gl = g.text.strip(), g.prompt_tokens, g.completion_tokens, g.latency_s
                     n_llm = self._uses_llm(cfg)
                     if deterministic:
                         rec = {"text": text, "prompt_tokens": pt, "completion_tokens": ct, "latency_s": gl}
@@ -217,9 +222,10 @@ def _set_threads(n: int | None) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def _init_worker(spec: str, url: str, name: str, metrics: list[str], rkeys: tuple[str, ...], threads: int | None) -> None:
+def _init_worker(spec: str, overrides: dict | None, url: str, name: str, metrics: list[str], rkeys: tuple[str, ...],
+                 threads: int | None) -> None:
     _set_threads(threads)
-    _W["runner"] = UnitRunner(load_pipeline(spec), GridTable(url, name), metrics, rkeys)
+    _W["runner"] = UnitRunner(load_pipeline(spec, overrides), GridTable(url, name), metrics, rkeys)
 
 
 def _pool_unit(args: tuple[Unit, list[tuple[str, str]]]) -> tuple[int, int]:
@@ -277,15 +283,15 @@ def _optuna_objects(storage_url: str, study_name: str, n_units: int, heartbeat_s
 
 def optuna_worker(spec: Any, table_url: str, table_name: str, storage_url: str, study_name: str,
                   units: Sequence[Unit], metrics: Sequence[str] | None, rkeys: tuple[str, ...] = RETRIEVAL_KEYS,
-                  threads: int | None = None, heartbeat_s: int = 5, grace_s: int = 20, poll_s: float = 1.0
-                  ) -> tuple[int, int]:
+                  threads: int | None = None, heartbeat_s: int = 5, grace_s: int = 20, poll_s: float = 1.0,
+                  overrides: Mapping[str, Any] | None = None) -> tuple[int, int]:
     """Run units handed out by an Optuna study until the table is complete. Returns (cells, llm_calls)."""
     _set_threads(threads)
     optuna, storage, sampler, study = _optuna_objects(storage_url, study_name, len(units), heartbeat_s, grace_s)
     from optuna.trial import TrialState
 
     table = GridTable(table_url, table_name)
-    runner = UnitRunner(load_pipeline(spec), table, metrics, rkeys)
+    runner = UnitRunner(load_pipeline(spec, overrides), table, metrics, rkeys)
     study_id = study._study_id
 
     def owner_alive(number: int) -> bool:
@@ -336,6 +342,7 @@ def run_grid(
     pipeline: Any,
     out: str | os.PathLike,
     *,
+    pipeline_kwargs: Mapping[str, Any] | None = None,
     space: Any = None,
     questions: int | None = None,
     table_name: str = "grid",
@@ -362,7 +369,8 @@ def run_grid(
 
     log = log or (lambda s: print(s, file=sys.stderr))
     t_start, wall0 = time.time(), time.perf_counter()
-    pipe = load_pipeline(pipeline)
+    overrides = dict(pipeline_kwargs or {})
+    pipe = load_pipeline(pipeline, overrides)
     if space is None:
         space = pipe.space
     elif isinstance(space, str | os.PathLike):
@@ -378,6 +386,8 @@ def run_grid(
     configs = list(space.configs())
     units = plan(configs, items, rkeys)
     spec_name = str(pipeline) if isinstance(pipeline, str | os.PathLike) else type(pipe).__name__
+    if overrides:
+        spec_name += " " + _canon(overrides)
     table = GridTable.open(out, table_name, space=space, meta={"pipeline": spec_name})
     table.set_meta("n_configs", len(configs))
     table.set_meta("n_questions_requested", len(items))
@@ -387,6 +397,9 @@ def run_grid(
     pending = sum(1 for u in units for k in u.keys() if k not in done)
     log(f"grid: {len(configs)} configurations x {len(items)} questions = {total} cells in {len(units)} units; "
         f"{total - pending} already in the table, {pending} to compute")
+    if pending and (workers > 1 or storage) and hasattr(pipe, "build_indexes"):
+        log("grid: building the retrieval indexes once before the workers start")
+        pipe.build_indexes(space)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -399,7 +412,7 @@ def run_grid(
             study = study or f"grid-{table_name}-{space.fingerprint}"
             kw = dict(spec=str(pipeline), table_url=url, table_name=table_name, storage_url=storage, study_name=study,
                       units=units, metrics=metric_names, rkeys=rkeys, threads=threads_per_worker,
-                      heartbeat_s=heartbeat_s, grace_s=grace_s)
+                      heartbeat_s=heartbeat_s, grace_s=grace_s, overrides=overrides)
             _optuna_objects(storage, study, len(units), heartbeat_s, grace_s)  # create tables + study once
             if workers <= 1:
                 if bar is not None:
@@ -438,7 +451,8 @@ def run_grid(
             work = [(u, [k for k in u.keys() if k in done]) for u in units if any(k not in done for k in u.keys())]
             ctx = mp.get_context("spawn")
             with ctx.Pool(workers, initializer=_init_worker,
-                          initargs=(str(pipeline), url, table_name, metric_names, rkeys, threads_per_worker)) as pool:
+                          initargs=(str(pipeline), overrides, url, table_name, metric_names, rkeys,
+                                    threads_per_worker)) as pool:
                 for c, k in pool.imap_unordered(_pool_unit, work):
                     cells, calls = cells + c, calls + k
                     if bar is not None:

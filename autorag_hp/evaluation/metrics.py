@@ -18,7 +18,8 @@ Definitions (``norm`` = lower-case, strip punctuation and the articles a/an/the,
 - ``exact_match``: ``norm(answer) == norm(reference)``; ``exact_match_strict``: raw string equality
   (what ragas' ``ExactMatch`` computes).
 - ``token_f1``: harmonic mean of token precision and recall of ``norm(answer)`` against ``norm(reference)``
-  (bag-of-tokens overlap, SQuAD).
+  (bag-of-tokens overlap, SQuAD); ``token_precision`` = overlap / answer tokens (is what the answer says in the
+  reference? useful when references are long), ``token_recall`` = overlap / reference tokens.
 - ``rouge_l``: ROUGE-L F1 — longest common subsequence of lower-cased alphanumeric tokens,
   ``F = 2PR/(P+R)`` with ``P = LCS/len(answer)``, ``R = LCS/len(reference)`` (as ``rouge_score``, no stemming).
 - ``answer_contains_reference``: ``norm(reference)`` is a substring of ``norm(answer)``;
@@ -131,6 +132,24 @@ def token_f1(answer: Answer, item: QAItem) -> float | None:
     return _f1(overlap, len(pred), len(gold))
 
 
+def _overlap(answer: Answer, item: QAItem) -> tuple[int, int, int] | None:
+    ref = _ref(item)
+    if ref is None:
+        return None
+    pred, gold = normalize(answer.text).split(), normalize(ref).split()
+    return sum((Counter(pred) & Counter(gold)).values()), len(pred), len(gold)
+
+
+def token_precision(answer: Answer, item: QAItem) -> float | None:
+    o = _overlap(answer, item)
+    return None if o is None else (o[0] / o[1] if o[1] else 0.0)
+
+
+def token_recall(answer: Answer, item: QAItem) -> float | None:
+    o = _overlap(answer, item)
+    return None if o is None else (o[0] / o[2] if o[2] else 0.0)
+
+
 def rouge_l(answer: Answer, item: QAItem) -> float | None:
     ref = _ref(item)
     if ref is None:
@@ -199,6 +218,8 @@ NATIVE_METRICS: dict[str, Metric] = {
         Metric("exact_match", exact_match, "normalised answer == normalised reference", "reference"),
         Metric("exact_match_strict", exact_match_strict, "answer == reference, character for character", "reference"),
         Metric("token_f1", token_f1, "SQuAD token-overlap F1 against the reference", "reference"),
+        Metric("token_precision", token_precision, "share of answer tokens found in the reference", "reference"),
+        Metric("token_recall", token_recall, "share of reference tokens found in the answer", "reference"),
         Metric("rouge_l", rouge_l, "ROUGE-L F1 (longest common subsequence) against the reference", "reference"),
         Metric("answer_contains_reference", answer_contains_reference, "normalised reference inside the answer", "reference"),
         Metric("string_presence", string_presence, "reference string inside the answer, verbatim", "reference"),

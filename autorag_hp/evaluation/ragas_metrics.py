@@ -176,12 +176,19 @@ def ragas_llm_metrics(
 
 
 def _safe(fn: Callable[[Answer, QAItem], float | None]) -> Callable[[Answer, QAItem], float | None]:
+    """None instead of an exception when the judge's output cannot be parsed (weak judges, truncated JSON)."""
+    import json
+
+    from langchain_core.exceptions import OutputParserException
+    from pydantic import ValidationError
+    from ragas.exceptions import RagasException
+
+    unparseable = (RagasException, OutputParserException, ValidationError, json.JSONDecodeError)
+
     def score(answer: Answer, item: QAItem) -> float | None:
         try:
             return fn(answer, item)
-        except Exception as e:  # noqa: BLE001 - a judge that cannot answer in ragas' format
-            if type(e).__name__ in {"RagasOutputParserException", "OutputParserException", "ValidationError"}:
-                return None
-            raise
+        except unparseable:
+            return None
 
     return score
