@@ -16,6 +16,7 @@ from autorag_hp.policies.epsilon_greedy import EpsilonGreedyPolicy
 from autorag_hp.policies.grid import GridPolicy
 from autorag_hp.policies.hier_ts import HierTSPolicy
 from autorag_hp.policies.hier_ucb import HierUCBPolicy
+from autorag_hp.policies.online import OnlinePolicy
 from autorag_hp.policies.random import RandomPolicy
 from autorag_hp.policies.thompson import ThompsonPolicy
 from autorag_hp.policies.ucb import UCBPolicy
@@ -29,7 +30,13 @@ def register(cls: type[Policy]) -> type[Policy]:
     return cls
 
 
-for _cls in (RandomPolicy, GridPolicy, UCBPolicy, ThompsonPolicy, EpsilonGreedyPolicy, HierUCBPolicy, HierTSPolicy):
+for _cls in (RandomPolicy, GridPolicy, UCBPolicy, ThompsonPolicy, EpsilonGreedyPolicy, HierUCBPolicy, HierTSPolicy,
+             OnlinePolicy):
+    register(_cls)
+from autorag_hp.policies.additive_lucb import AdditiveLUCBPolicy  # noqa: E402  (issue 5: benchmark policies)
+from autorag_hp.policies.optuna_tpe import OptunaTPEPolicy  # noqa: E402  (optuna is imported only when it selects)
+
+for _cls in (OptunaTPEPolicy, AdditiveLUCBPolicy):
     register(_cls)
 
 
@@ -50,5 +57,6 @@ def make_policy(name: str, space, seed: int = 0, **params: Any) -> Policy:
 
 
 __all__ = ["Policy", "Selection", "REGISTRY", "register", "available", "make_policy"] + [
-    c.__name__ for c in (RandomPolicy, GridPolicy, UCBPolicy, ThompsonPolicy, EpsilonGreedyPolicy, HierUCBPolicy, HierTSPolicy)
+    c.__name__ for c in (RandomPolicy, GridPolicy, UCBPolicy, ThompsonPolicy, EpsilonGreedyPolicy, HierUCBPolicy, HierTSPolicy,
+                         OnlinePolicy)
 ]

@@ -1,0 +1,114 @@
+"""``autorag-hp serve``: the online tuning service (FastAPI on uvicorn).
+
+    autorag-hp serve --pipeline pipelines/python_docs.yaml --storage sqlite:///tuning.db --keys keys.json
+
+Several replicas share one PostgreSQL store: run the same command with ``--storage postgresql://...`` and the
+same ``--keys`` file on several ports or hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pipeline and storage")
+    g.add_argument("--pipeline", default="pipelines/python_docs.yaml", help="pipeline spec (YAML)")
+    g.add_argument("--generator", default=None, help="override the spec's generator, e.g. 'extractive' (no LLM)")
+    g.add_argument("--space", default=None, help="search space to tune instead of the spec's (JSON or a YAML/JSON file)")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", dest="fixed",
+                   help="fix a pipeline config key for every request, e.g. --set embedding=bm25 (repeatable)")
+    g.add_argument("--storage", default="sqlite:///tuning.db",
+                   help="sqlite:///path.db or postgresql://user@host:port/db (shared by replicas)")
+    g.add_argument("--study", default="online")
+    t = p.add_argument_group("tuning")
+    t.add_argument("--policy", default="hier_ucb", help="inner policy (hier_ucb, hier_ts, ucb, thompson, ...)")
+    t.add_argument("--policy-params", default=None, help="JSON keyword arguments of the policy")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=int, default=1, help="questions per decision")
+    t.add_argument("--feedback-window", type=float, default=3600.0,
+                   help="seconds a trial waits for feedback before it expires (default 3600)")
+    t.add_argument("--explore", type=float, default=1.0,
+                   help="cap on the share of traffic that explores; the rest gets the current best (default 1)")
+    t.add_argument("--fallback", default=None,
+                   help="pinned configuration (JSON) that exploitation serves until something beats it")
+    t.add_argument("--min-count", type=float, default=3.0, help="rewards a configuration needs to count as best")
+    t.add_argument("--discount", type=float, default=1.0,
+                   help="drift: multiply past statistics by this factor per reward (e.g. 0.995; 1 = off)")
+    t.add_argument("--on-change", choices=("continue", "reset"), default="continue",
+                   help="when the pipeline changes (new tag): keep the learned state or start a new study")
+    t.add_argument("--pipeline-tag", default=None, help="name this pipeline version (default: a digest of it)")
+    t.add_argument("--reward", default=None,
+                   help="reward spec (JSON or YAML file) used when a request carries a reference answer "
+                        "(default: 2*token_f1 - 1)")
+    t.add_argument("--reward-range", default="-1,1", help="accepted range of explicit feedback rewards (lo,hi)")
+    s = p.add_argument_group("http and security")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--keys", default=None, help="API keys file (JSON/YAML); default $AUTORAG_HP_KEYS")
+    s.add_argument("--generate-keys", metavar="PATH", default=None,
+                   help="write a fresh keys file to PATH (if absent) and use it")
+    s.add_argument("--insecure-no-auth", action="store_true", help="no API keys at all (local experiments only)")
+    s.add_argument("--max-body", type=int, default=16384, help="largest accepted request body in bytes")
+    s.add_argument("--max-question-chars", type=int, default=None, help="default: the pipeline's limit")
+    s.add_argument("--log-level", default="warning")
+    s.add_argument("--replica", default=None, help="name shown in /healthz and the dashboard")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from autorag_hp.service.controller import ServiceSettings, config_pairs, parse_json_arg
+
+    lo, hi = (float(x) for x in args.reward_range.split(","))
+    kw = {}
+    if args.replica:
+        kw["replica"] = args.replica
+    return ServiceSettings(
+        pipeline=args.pipeline, storage=args.storage, generator=args.generator,
+        space=parse_json_arg(args.space, "--space"), config=dict(config_pairs(args.fixed)),
+        policy=args.policy, policy_params=parse_json_arg(args.policy_params, "--policy-params") or {},
+        seed=args.seed, batch_size=args.batch_size, study=args.study, feedback_window=args.feedback_window,
+        explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
+        discount=args.discount, on_change=args.on_change, pipeline_tag=args.pipeline_tag,
+        reward=parse_json_arg(args.reward, "--reward"), reward_range=(lo, hi), max_body_bytes=args.max_body,
+        max_question_chars=args.max_question_chars, **kw,
+    )
+
+
+def keys_from_args(args: argparse.Namespace):
+    from pathlib import Path
+
+    from autorag_hp.service.auth import KeyRing
+
+    if args.insecure_no_auth:
+        print("WARNING: --insecure-no-auth: anyone who reaches this port can steer the tuner", file=sys.stderr)
+        return KeyRing.open()
+    if args.generate_keys:
+        path = Path(args.generate_keys)
+        if not path.exists():
+            path.write_text(json.dumps(KeyRing.generate(), indent=2) + "\n")
+            path.chmod(0o600)
+            print(f"wrote new API keys to {path} (keep it secret; give replicas the same file)", file=sys.stderr)
+        return KeyRing.load(path)
+    return KeyRing.load(args.keys)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from autorag_hp.service.app import create_app
+
+    try:
+        settings = settings_from_args(args)
+        keys = keys_from_args(args)
+        app = create_app(settings, keys)
+    except ValueError as exc:
+        print(f"autorag-hp serve: {exc}", file=sys.stderr)
+        return 2
+    ctl = app.state.controller
+    print(f"serving study {ctl.study!r} (pipeline tag {ctl.tag}, {ctl.space.size} configurations) on "
+          f"http://{args.host}:{args.port}/  storage {settings.storage}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                timeout_graceful_shutdown=5)
+    return 0

@@ -1,0 +1,359 @@
+"""The service's controller: the pipeline, the tuner and the rules that join them (HTTP-free, testable alone).
+
+question → :meth:`Controller.ask` → ``Tuner.suggest()`` → ``pipeline.run(question, config)`` → answer; with a
+reference answer the controller scores it at once (``reward.from_answer``) and reports; otherwise the trial
+waits for :meth:`Controller.feedback` until ``feedback_window`` seconds pass, then expires and blocks nothing.
+
+Several replicas may share one PostgreSQL storage: the tuner's policy state is a fold over the shared event
+log, so every decision is drawn from the state all replicas wrote; a report is committed before the HTTP
+answer leaves, and a trial is reported at most once (the storage rejects a second report).
+
+Pipeline changes (``on_change``): the pipeline is identified by a *tag* (default: a digest of the pipeline's
+name, generator, corpus and fixed config). ``continue`` keeps one study whatever the tag (the learned state
+carries over, as the AutoRAG-HP paper's §4.4 recommends; each trial records its tag); ``reset`` uses one
+study per tag, so a changed pipeline starts from nothing and the old study stays readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from autorag_hp.service.auth import KeyRing, Principal, TicketError
+
+DEFAULT_REFERENCE_REWARD = {"type": "weighted_sum", "weights": {"token_f1": 2.0}, "bias": -1.0}
+
+
+class ServiceError(Exception):
+    """An error the HTTP layer turns into a status code and a JSON body."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class ServiceSettings:
+    """Everything ``autorag-hp serve`` can set. See ``autorag-hp serve --help``."""
+
+    pipeline: str = "pipelines/python_docs.yaml"
+    storage: str | None = "sqlite:///tuning.db"
+    generator: str | None = None
+    space: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    policy: str = "hier_ucb"
+    policy_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    batch_size: int = 1
+    study: str = "online"
+    feedback_window: float = 3600.0
+    explore: float = 1.0
+    fallback: dict[str, Any] | None = None
+    min_count: float = 3.0
+    discount: float = 1.0
+    on_change: str = "continue"
+    pipeline_tag: str | None = None
+    reward: Any = None
+    reward_range: tuple[float, float] = (-1.0, 1.0)
+    max_body_bytes: int = 16384
+    max_question_chars: int | None = None
+    max_reference_chars: int = 8000
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        if self.on_change not in ("continue", "reset"):
+            raise ValueError(f"on_change must be 'continue' or 'reset', got {self.on_change!r}")
+        lo, hi = self.reward_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"reward_range must be two finite numbers lo < hi, got {self.reward_range!r}")
+        if self.max_body_bytes < 256:
+            raise ValueError("max_body_bytes must be at least 256")
+
+
+class Controller:
+    """Owns the pipeline and the tuner. Thread-safe (the tuner locks; the pipeline's runs are independent)."""
+
+    def __init__(self, settings: ServiceSettings, keys: KeyRing | None = None, *, pipeline: Any = None,
+                 clock: Callable[[], float] = time.time):
+        from autorag_hp.evaluation.rewards import FeedbackReward, reward_from_spec
+        from autorag_hp.policies.online import OnlinePolicy
+        from autorag_hp.space import SearchSpace
+        from autorag_hp.tuner import Tuner
+
+        self.settings = s = settings
+        self.keys = keys or KeyRing.open()
+        self.clock = clock
+        if pipeline is None:
+            from autorag_hp.rag import load_pipeline
+
+            pipeline = load_pipeline(s.pipeline, **({"generator": s.generator} if s.generator else {}))
+        self.pipeline = pipeline
+        self.space = SearchSpace(s.space) if s.space else pipeline.space
+        self.fixed = dict(s.config)
+        overlap = sorted(set(self.fixed) & set(self.space.names))
+        if overlap:
+            raise ValueError(f"config key(s) {overlap} are both fixed and tuned; drop them from one")
+        for p in self.space.params:  # every value must be one the pipeline accepts
+            for v in p.values:
+                pipeline.resolve_config({**self.fixed, p.name: v})
+        self.max_question_chars = int(s.max_question_chars or getattr(pipeline, "max_question_chars", 2000))
+        self.tag = s.pipeline_tag or self._auto_tag()
+        self.study = s.study if s.on_change == "continue" else f"{s.study}@{self.tag}"
+        self.reward = reward_from_spec(s.reward or DEFAULT_REFERENCE_REWARD)
+        self._thumbs = FeedbackReward("thumbs")
+        self._stars = FeedbackReward("stars")
+        policy = OnlinePolicy(
+            self.space, seed=s.seed, inner=s.policy, inner_params=s.policy_params, explore=s.explore,
+            fallback=s.fallback, min_count=s.min_count, discount=s.discount, tag=self.tag,
+        )
+        self.tuner = Tuner(self.space, policy=policy, storage=s.storage, seed=s.seed, batch_size=s.batch_size,
+                           study=self.study, trial_timeout=s.feedback_window, clock=clock)
+        self.policy = policy
+        self.started = clock()
+        self.counters = {"asks": 0, "scored": 0, "feedback": 0}
+        self._lock = threading.Lock()
+
+    def _auto_tag(self) -> str:
+        p = self.pipeline
+        gen = self.settings.generator or getattr(p, "_generator_spec", None)
+        ident = json.dumps([getattr(p, "name", "?"), str(gen), getattr(p, "fingerprint", "?"),
+                            sorted(self.fixed.items())], sort_keys=True, default=str)
+        return hashlib.sha256(ident.encode()).hexdigest()[:10]
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counters[key] += 1
+
+    # --- the two calls that change state ----------------------------------------------------------------
+    def check_question(self, question: str) -> str:
+        if len(question) > self.max_question_chars:
+            raise ServiceError(422, "question_too_long",
+                               f"the question has {len(question)} characters; the limit is {self.max_question_chars}")
+        if not question.strip():
+            raise ServiceError(422, "empty_question", "the question is empty; ask something")
+        return question.strip()
+
+    def ask(self, question: str, reference: str | None, who: Principal) -> dict[str, Any]:
+        from autorag_hp.types import QAItem
+
+        t0 = time.perf_counter()
+        q = self.check_question(question)
+        if reference is not None:
+            if len(reference) > self.settings.max_reference_chars:
+                raise ServiceError(422, "reference_too_long", f"the reference has {len(reference)} characters; "
+                                   f"the limit is {self.settings.max_reference_chars}")
+            if not reference.strip():
+                raise ServiceError(422, "empty_reference", "the reference answer is empty; omit it or fill it")
+        trial = self.tuner.suggest()
+        t1 = time.perf_counter()
+        try:
+            answer = self.pipeline.run(q, {**self.fixed, **trial.config.to_dict()})
+        except Exception as exc:  # the trial stays pending and expires: nothing is credited
+            raise ServiceError(500, "pipeline_failed", f"the pipeline failed: {type(exc).__name__}: {exc}") from exc
+        t2 = time.perf_counter()
+        reward = None
+        if reference is not None:
+            reward = float(self.reward.from_answer(answer, QAItem(q, answer=reference)))
+            self.tuner.report(trial.id, reward)
+            self._count("scored")
+        t3 = time.perf_counter()
+        self._count("asks")
+        return {
+            "answer": answer.text,
+            "sources": list(answer.sources),
+            "trial_id": self.keys.ticket(self.study, trial.id, who.client),
+            "config": trial.config.to_dict(),
+            "explore": bool(trial.info.get("explore", True)),
+            "reward": reward,
+            "feedback_until": None if reference is not None else trial.expires_at,
+            "timing_ms": {"tuner": 1e3 * ((t1 - t0) + (t3 - t2)), "pipeline": 1e3 * (t2 - t1), "total": 1e3 * (t3 - t0)},
+        }
+
+    def feedback_value(self, reward: float | None, thumbs: Any, rating: float | None) -> float:
+        given = [k for k, v in (("reward", reward), ("thumbs", thumbs), ("rating", rating)) if v is not None]
+        if len(given) != 1:
+            raise ServiceError(422, "one_feedback_field",
+                               f"give exactly one of reward, thumbs, rating (got {', '.join(given) or 'none'})")
+        from autorag_hp.evaluation.rewards import InvalidRewardSpecError
+
+        try:
+            if thumbs is not None:
+                return self._thumbs.convert(thumbs)
+            if rating is not None:
+                return self._stars.convert(rating)
+        except InvalidRewardSpecError as exc:
+            raise ServiceError(422, "invalid_feedback", str(exc)) from None
+        value = float(reward)
+        lo, hi = self.settings.reward_range
+        if not math.isfinite(value):
+            raise ServiceError(422, "invalid_reward", f"reward must be a finite number, got {reward!r}")
+        if not lo <= value <= hi:
+            raise ServiceError(422, "reward_out_of_range", f"reward must be within [{lo}, {hi}], got {value!r}")
+        return value
+
+    def feedback(self, ticket: str, value: float, who: Principal) -> dict[str, Any]:
+        from autorag_hp.errors import TrialAlreadyReportedError, TrialExpiredError, UnknownTrialError
+
+        try:
+            tid = self.keys.parse_ticket(self.study, ticket, None if who.role == "admin" else who.client)
+        except TicketError as exc:
+            tid, _, _ = ticket.partition(".")
+            if "malformed" in str(exc):
+                raise ServiceError(422, "malformed_trial_id", str(exc)) from None
+            try:
+                self.tuner.trial(tid)
+            except UnknownTrialError:
+                raise ServiceError(404, "unknown_trial", f"no trial {tid!r} in study {self.study!r}") from None
+            raise ServiceError(403, "not_your_trial", str(exc)) from None
+        try:
+            self.tuner.report(tid, value)
+        except UnknownTrialError:
+            raise ServiceError(404, "unknown_trial", f"no trial {tid!r} in study {self.study!r}") from None
+        except TrialAlreadyReportedError:
+            raise ServiceError(409, "already_reported", f"trial {tid!r} already has its reward; one per trial") from None
+        except TrialExpiredError:
+            raise ServiceError(410, "trial_expired", f"trial {tid!r} expired: its feedback window of "
+                               f"{self.settings.feedback_window:g} s passed") from None
+        self._count("feedback")
+        return {"trial_id": ticket, "reward": value, "recorded": True}
+
+    # --- reads ------------------------------------------------------------------------------------------
+    def best(self, k: int = 5) -> list[dict[str, Any]]:
+        return [{"config": r.config.to_dict(), "mean": r.mean, "count": r.count, "lower": _fin(r.lower),
+                 "upper": _fin(r.upper)} for r in self.tuner.best(k)]
+
+    def arms(self) -> dict[str, Any]:
+        """Per (hyper-parameter, value): count, mean and 95 % interval of every reward whose configuration had
+        that value (from the storage's aggregates), and the policy's own weighted statistics."""
+        from autorag_hp.space import Config
+        from autorag_hp.tuner import t_quantile_975
+
+        self.tuner.sync()
+        acc: dict[str, dict[str, list[float]]] = {p.name: {json.dumps(v): [0, 0.0, 0.0] for v in p.values}
+                                                  for p in self.space.params}
+        for st in self.tuner.storage.stats(self.study).values():
+            cfg = Config.from_json(st.config)
+            for name in acc:
+                a = acc[name].get(json.dumps(cfg.get(name)))
+                if a is not None:
+                    a[0] += st.count
+                    a[1] += st.sum
+                    a[2] += st.sumsq
+        policy_arms = self.policy.arm_stats()
+        out = {}
+        for p in self.space.params:
+            vals = []
+            for v in p.values:
+                n, s1, s2 = acc[p.name][json.dumps(v)]
+                mean = s1 / n if n else None
+                half = None
+                if n > 1:
+                    var = max(0.0, (s2 - n * mean * mean) / (n - 1))
+                    half = t_quantile_975(int(n) - 1) * math.sqrt(var / n)
+                pol = policy_arms.get(p.name, {}).get("values", {}).get(json.dumps(v))
+                vals.append({"value": v, "count": int(n), "mean": mean,
+                             "lower": None if half is None else mean - half, "upper": None if half is None else mean + half,
+                             "policy_pulls": None if pol is None else pol[0], "policy_mean": None if pol is None else pol[1]})
+            hi = policy_arms.get(p.name, {})
+            out[p.name] = {"values": vals, "policy_pulls": hi.get("n"), "policy_mean": hi.get("mean")}
+        best = self.policy.best_config()
+        return {"arms": out, "current_best": None if best is None else best.to_dict(),
+                "fallback": None if self.policy.fallback is None else self.policy.fallback.to_dict()}
+
+    def trials(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.tuner.trials(state)[-limit:]
+        return [{"trial_id": r.trial_id, "state": r.state, "config": json.loads(r.config), "reward": r.reward,
+                 "created_at": r.created_at, "reported_at": r.reported_at, "expires_at": r.expires_at,
+                 "explore": r.info.get("explore"), "pipeline": r.info.get("pipeline")} for r in reversed(rows)]
+
+    def status(self) -> dict[str, Any]:
+        self.tuner.sync()
+        pol = self.policy
+        return {"study": self.study, "pipeline_tag": self.tag, "replica": self.settings.replica,
+                "decisions": pol.t, "explored": pol.explored, "exploited": pol.exploited,
+                "explore_cap": pol.explore, "explore_share": _fin(pol.explore_share),
+                "uptime_s": self.clock() - self.started, **self.counters}
+
+    def dashboard(self, bins: int = 60, window: int = 20000) -> dict[str, Any]:
+        """Everything the dashboard page draws, in one call."""
+        from autorag_hp.storage import REPORT, SUGGEST
+
+        status = self.status()
+        last = getattr(self.tuner, "_seq", 0)
+        events = self.tuner.storage.events(self.study, after=max(0, last - window))
+        reports = [(e.time, e.reward) for e in events if e.kind == REPORT]
+        recent = [e.info.get("explore", True) for e in events if e.kind == SUGGEST and e.info.get("slot", 0) == 0][-500:]
+        series = []
+        if reports:
+            t_lo, t_hi = reports[0][0], reports[-1][0]
+            width = max((t_hi - t_lo) / bins, 1e-9)
+            buckets: dict[int, list[float]] = {}
+            for t, r in reports:
+                buckets.setdefault(min(bins - 1, int((t - t_lo) / width)), []).append(r)
+            cum_n, cum_s = 0, 0.0
+            for b in sorted(buckets):
+                rs = buckets[b]
+                cum_n += len(rs)
+                cum_s += sum(rs)
+                series.append({"t": t_lo + (b + 0.5) * width, "mean": sum(rs) / len(rs), "count": len(rs),
+                               "cumulative_mean": cum_s / cum_n})
+        return {
+            **status,
+            "recent_explore_share": (sum(1 for x in recent if x) / len(recent)) if recent else None,
+            "reward_over_time": series,
+            "reports_in_window": len(reports),
+            "best": self.best(10),
+            **self.arms(),
+            "settings": {k: v for k, v in asdict(self.settings).items()
+                         if k in ("policy", "batch_size", "feedback_window", "explore", "min_count", "discount",
+                                  "on_change", "pipeline")},
+        }
+
+    def healthy(self) -> None:
+        """Raise if the storage cannot be read (the HTTP layer answers 503)."""
+        self.tuner.storage.events(self.study, after=getattr(self.tuner, "_seq", 0), limit=1)
+
+    def close(self) -> None:
+        self.tuner.close()
+
+
+def _fin(x: float | None) -> float | None:
+    return x if x is not None and isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def parse_json_arg(text: str | None, what: str) -> Any:
+    """A JSON value given inline, or the path of a JSON/YAML file."""
+    if text is None:
+        return None
+    from pathlib import Path
+
+    p = Path(text)
+    if not text.lstrip().startswith(("{", "[")) and p.is_file():
+        import yaml
+
+        return yaml.safe_load(p.read_text())
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what}: not JSON and not a file: {text[:80]!r} ({exc})") from None
+
+
+def config_pairs(pairs: list[str] | None) -> Mapping[str, Any]:
+    """``["embedding=bm25", "top_k=3"]`` → ``{"embedding": "bm25", "top_k": 3}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in pairs or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
