@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
     "mutransfer": ("autorag_hp.commands.mutransfer", "µTransfer demo: LR sweep over widths, SP vs µP, on CPU"),
     "grid": ("autorag_hp.commands.grid", "evaluate every configuration on every question into a resumable table"),
+    "bench": ("autorag_hp.commands.bench", "replay tuning policies against a grid table: recall, calls, served reward"),
     "serve": ("autorag_hp.commands.serve", "the online tuning HTTP service (FastAPI) with its dashboard"),
     "loadtest": ("autorag_hp.commands.loadtest", "load and fault tests of the service: replicas, kill -9, DB restart"),
     "tune": ("autorag_hp.commands.tune", "tune a RAG pipeline online on streamed questions (bundled or your own data)"),

@@ -17,14 +17,14 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", required=True,
+    p.add_argument("--pipeline", default=None,
                    help="pipeline spec: a YAML file (pipelines/python_docs.yaml) or module:factory / file.py:factory")
     p.add_argument("--generator", default=None,
                    help="override the pipeline's generator: extractive | local | a YAML mapping such as "
                         "'{type: local, quantize: int8, threads: 1}'")
     p.add_argument("--space", default=None, help="search-space YAML/JSON (default: the pipeline's own space)")
     p.add_argument("--questions", type=int, default=None, help="evaluate the first N questions (default: all)")
-    p.add_argument("--out", required=True,
+    p.add_argument("--out", default=None,
                    help="table: a SQLite file path (grid.sqlite) or a database URL (postgresql://...)")
     p.add_argument("--table", default="grid", help="table name inside --out (several grids can share a database)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
@@ -36,9 +36,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", default=None, help="Optuna study name for --storage (default: derived from the table)")
     p.add_argument("--export", default=None, help="also write the table to FILE.jsonl.gz / FILE.csv.gz / FILE.sqlite")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r = p.add_argument_group("difficulty report (no computation): autorag-hp grid --report TABLE")
+    r.add_argument("--report", default=None,
+                   help="a table (.sqlite) or export (.jsonl.gz/.csv.gz): print how far apart the top configurations "
+                        "are relative to per-question noise for each w of the paper reward")
+    r.add_argument("--metric", default="token_precision", help="accuracy metric of the paper reward")
+    r.add_argument("--threshold", type=float, default=0.5, help="acc = +1 when metric >= threshold, else -1")
+    r.add_argument("--ws", default="0.1,0.5,0.9", help="reward weights w")
+    r.add_argument("--budget-fraction", type=float, default=0.2, help="share of grid LLM calls a tuner may spend")
+    r.add_argument("--md", default=None, help="also write the report as Markdown to this file")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autorag_hp.evaluation.difficulty import report, to_markdown
+    from autorag_hp.evaluation.table import read_export
+
+    rows, meta = read_export(args.report)
+    rep = report(rows, metric=args.metric, threshold=args.threshold,
+                 ws=[float(w) for w in args.ws.split(",")], budget_fraction=args.budget_fraction)
+    md = to_markdown(rep, meta.get("totals"))
+    if args.md:
+        Path(args.md).write_text(md, encoding="utf-8")
+    print(md)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.report:
+        return _report(args)
+    if not args.pipeline or not args.out:
+        raise SystemExit("autorag-hp grid: --pipeline and --out are required (or --report TABLE for a report)")
     import yaml
 
     from autorag_hp.evaluation.grid import run_grid
