@@ -284,7 +284,7 @@ def load_pipeline(path: str | Path, *, corpus: Any = None, questions: Any = None
         "defaults": spec.get("defaults"),
         "generator": generator if generator is not None else spec.get("generator", "local"),
         "space": spec.get("space"),
-        "name": spec.get("name", p.stem),
+        "name": spec.get("name", p.stem) if corpus is None else f"{spec.get('name', p.stem)} on {corpus}",
         "hybrid_dense": retrieval.get("hybrid_dense", "e5"),
         "max_question_chars": limits.get("max_question_chars", 2000),
         "base_dir": p.parent,

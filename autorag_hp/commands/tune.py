@@ -1,0 +1,174 @@
+"""``autorag-hp tune``: stream questions through a RAG pipeline and tune its configuration online.
+
+    autorag-hp tune --pipeline pipelines/python_docs.yaml --policy hier_ucb --questions 200
+    autorag-hp tune --pipeline pipelines/python_docs.yaml --corpus my_docs/ --qa my_qa.jsonl --json
+
+Each question: ``Tuner.suggest()`` -> ``pipeline.run(question, config)`` -> reward -> ``Tuner.report()``.
+The live progress line shows questions done, mean reward and the best configuration so far; the run ends
+with the top configurations (``--json``: a machine-readable summary on stdout instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "python_docs.yaml"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pipeline", default=str(DEFAULT_PIPELINE), help="pipeline YAML (default: %(default)s)")
+    p.add_argument("--policy", default="hier_ucb", help="bandit policy (hier_ucb, ucb, thompson, random, grid, ...)")
+    p.add_argument("--questions", type=int, default=200,
+                   help="questions to stream (the question set is shuffled and repeated as needed)")
+    p.add_argument("--corpus", help="your own corpus: a folder of .txt/.md/.rst/.html files or a JSONL of {id, text}")
+    p.add_argument("--qa", help="your own questions: JSONL of {question, answer?, sources?}")
+    p.add_argument("--generator", help="override the spec's generator: local (SmolLM2) or extractive (no LLM)")
+    p.add_argument("--reward", help="reward spec (YAML/JSON file, see autorag_hp.evaluation.rewards); "
+                   "default: mean of token F1 and gold-source MRR minus 0.1 x tokens/2000")
+    p.add_argument("--storage", default=None, help="tuner storage URL, e.g. sqlite:///tuning.db (default: memory)")
+    p.add_argument("--study", default="tune", help="study name inside the storage")
+    p.add_argument("--batch-size", type=int, default=1, help="questions per bandit decision (paper: 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=5, help="how many configurations to list at the end")
+    p.add_argument("--cache-dir", default=None, help="index/embedding cache (default: $AUTORAG_HP_CACHE or ~/.cache/autorag-hp)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+
+def default_reward(answer, item) -> float:
+    """Mean of token F1 against the reference answer and the gold source's reciprocal rank (whichever the
+    question has), minus 0.1 x total tokens / 2000. Pass ``--reward`` to use a declared reward instead."""
+    from autorag_hp.evaluation.metrics import compute_metrics
+
+    m = compute_metrics(answer, item, ["token_f1", "mrr"])
+    parts = [v for v in (m.get("token_f1"), m.get("mrr")) if v is not None]
+    if not parts:
+        raise ValueError(f"question {item.question[:60]!r} has neither a reference answer nor gold sources; "
+                         "add 'answer' or 'sources' to your questions, or pass --reward")
+    return sum(parts) / len(parts) - 0.1 * min(1.0, answer.total_tokens / 2000)
+
+
+def _reward_fn(spec: str | None):
+    if not spec:
+        return default_reward, "default: mean(token_f1, mrr) - 0.1*tokens/2000"
+    from autorag_hp.evaluation.rewards import reward_from_spec
+
+    reward = reward_from_spec(Path(spec))
+    return reward.from_answer, json.dumps(reward.to_spec())
+
+
+def _short(config) -> str:
+    return " ".join(f"{k}={v}" for k, v in config.items())
+
+
+def run(args: argparse.Namespace) -> int:
+    from autorag_hp.errors import AutoRAGHPError
+    from autorag_hp.rag import load_pipeline
+    from autorag_hp.tuner import Tuner
+
+    if args.questions < 1:
+        print("error: --questions must be at least 1", file=sys.stderr)
+        return 2
+    if args.qa and not args.corpus:
+        print("error: --qa needs --corpus (questions belong to a corpus)", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.generator:
+        overrides["generator"] = args.generator
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    if not args.no_progress and not args.json:
+        overrides["progress"] = True
+    try:
+        t_load = time.perf_counter()
+        pipe = load_pipeline(args.pipeline, corpus=args.corpus, questions=args.qa, **overrides)
+        items = pipe.questions()
+        if not items:
+            raise AutoRAGHPError("no questions: give --qa FILE.jsonl with your corpus")
+        for it in items:
+            pipe.check_question(it)
+        reward_fn, reward_desc = _reward_fn(args.reward)
+        tuner = Tuner(pipe.space, policy=args.policy, storage=args.storage, seed=args.seed,
+                      batch_size=args.batch_size, study=args.study)
+        load_s = time.perf_counter() - t_load
+    except (AutoRAGHPError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    order = list(range(len(items)))
+    random.Random(args.seed).shuffle(order)
+    stream = [items[order[i % len(order)]] for i in range(args.questions)]
+
+    from tqdm.auto import tqdm
+
+    show = not args.no_progress
+    bar = tqdm(total=len(stream), desc="tuning", unit="q", disable=not show, file=sys.stderr,
+               dynamic_ncols=True, mininterval=0.5)
+    rewards: list[float] = []
+    llm_calls = tokens = 0
+    t0 = time.perf_counter()
+    try:
+        for item in stream:
+            trial = tuner.suggest()
+            answer = pipe.run(item, trial.config)
+            r = float(reward_fn(answer, item))
+            tuner.report(trial.id, r)
+            rewards.append(r)
+            llm_calls += answer.llm_calls
+            tokens += answer.total_tokens
+            if show:
+                best = tuner.best(1)
+                bar.set_postfix_str(f"mean={sum(rewards) / len(rewards):+.3f} best={best[0].mean:+.3f} "
+                                    f"[{_short(best[0].config)}]", refresh=False)
+                bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted after {len(rewards)} questions", file=sys.stderr)
+    except AutoRAGHPError as e:
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    top = tuner.best(args.top)
+    summary = {
+        "pipeline": pipe.name,
+        "policy": args.policy,
+        "questions": len(rewards),
+        "distinct_questions": len(items),
+        "configurations_in_space": pipe.space.size,
+        "configurations_tried": len(tuner.best(10**9)),
+        "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+        "seconds": round(elapsed, 2),
+        "seconds_per_question": round(elapsed / len(rewards), 3) if rewards else None,
+        "setup_seconds": round(load_s, 2),
+        "llm_calls": llm_calls,
+        "total_tokens": tokens,
+        "reward": reward_desc,
+        "storage": args.storage or "memory",
+        "study": args.study,
+        "best": [{"config": dict(r.config), "mean": r.mean, "count": r.count,
+                  "lower": r.lower if math.isfinite(r.lower) else None,
+                  "upper": r.upper if math.isfinite(r.upper) else None} for r in top],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    mr = summary["mean_reward"]
+    print(f"\nTuned {pipe.name!r} with {args.policy} on {len(rewards)} questions "
+          f"({len(items)} distinct) in {elapsed:.1f} s ({summary['seconds_per_question']} s/question), "
+          f"{llm_calls} LLM calls, {tokens} tokens.")
+    print(f"Mean reward {mr:+.3f}; tried {summary['configurations_tried']} of {pipe.space.size} configurations. "
+          f"Reward: {reward_desc}.")
+    print(f"\nTop {len(top)} configurations (mean reward, 95% interval, questions answered):")
+    for i, r in enumerate(top, 1):
+        ci = f"[{r.lower:+.3f}, {r.upper:+.3f}]" if math.isfinite(r.lower) else "[   n/a   ]"
+        print(f"{i:>2}. {r.mean:+.3f} {ci:>18} n={r.count:<3d} {_short(r.config)}")
+    return 0
