@@ -1,0 +1,111 @@
+"""``autorag-hp bench``: replay tuning policies against a grid table and compare them with grid search.
+
+Examples::
+
+    autorag-hp bench --table eval/results/grid_python_docs.sqlite \\
+        --policies grid,random,ucb,thompson,hier_ucb,hier_ts,optuna_tpe,additive_lucb \\
+        --w 0.1,0.5,0.9 --seeds 20 --batch 4 --out eval/results/bench/python_docs
+    autorag-hp bench --synthetic --out /tmp/bench-synthetic          # a table with known structure
+
+Writes ``report.md`` (the paper's Table 1 at 20 % of grid's calls, calls to Recall@5 ≥ 0.8, served reward,
+deployed score, recall vs budget), ``results.json`` and PNG plots (± std bands) into ``--out``. See
+:mod:`autorag_hp.evaluation.replay` for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+DEFAULT_POLICIES = "grid,random,ucb,thompson,hier_ucb,hier_ts,optuna_tpe,additive_lucb"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _parse_fix(items: list[str] | None) -> dict:
+    import yaml
+
+    out = {}
+    for item in items or []:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--fix expects PARAM=VALUE, got {item!r}")
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--table", help="grid table: export (.jsonl.gz / .csv.gz), SQLite file, or database URL")
+    src.add_argument("--synthetic", action="store_true", help="use a synthetic table with known structure")
+    p.add_argument("--table-name", default=None, help="table name inside a database (default: the only one / 'grid')")
+    p.add_argument("--fix", action="append", metavar="PARAM=VALUE",
+                   help="restrict to the sub-space where PARAM=VALUE (repeatable)")
+    p.add_argument("--max-questions", type=int, default=None, help="use only the first N complete questions")
+    p.add_argument("--synthetic-questions", type=int, default=175)
+    p.add_argument("--synthetic-seed", type=int, default=0)
+    p.add_argument("--policies", default=DEFAULT_POLICIES,
+                   help="comma-separated: grid and registered policy names; NAME@observed ranks by observed mean")
+    p.add_argument("--w", default="0.1,0.5,0.9", help="reward weights w of r = w·acc − (1−w)·tokens/t_max")
+    p.add_argument("--metric", default="answer_contains_reference", help="the accuracy metric of the reward")
+    p.add_argument("--threshold", type=float, default=0.5, help="acc = +1 when metric ≥ threshold, else −1")
+    p.add_argument("--t-max", type=float, default=1000.0, help="token normaliser t_max")
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--batch", type=int, default=4, help="questions per decision (the paper's B = 4)")
+    p.add_argument("--rule", choices=("own", "observed"), default="own",
+                   help="top-k: each policy's own recommendation (default) or observed mean for all")
+    p.add_argument("--step", type=float, default=0.01, help="checkpoint spacing as a share of grid's calls")
+    p.add_argument("--max-budget", type=float, default=1.0, help="largest budget, as a share of grid's calls")
+    p.add_argument("--tpe-seeds", type=int, default=5, help="seeds for optuna_tpe (O(trials) per decision)")
+    p.add_argument("--tpe-max-budget", type=float, default=0.3, help="budget cap for optuna_tpe")
+    p.add_argument("--jobs", type=int, default=1, help="processes")
+    p.add_argument("--out", default="eval/results/bench", help="output folder")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from autorag_hp.evaluation.bench_report import write_report
+    from autorag_hp.evaluation.replay import ReplayTable, run_bench, split_method
+    from autorag_hp.evaluation.rewards import PaperReward
+    from autorag_hp.policies import available
+
+    methods = [m.strip() for m in args.policies.split(",") if m.strip()]
+    for m in methods:
+        name = split_method(m)[0]
+        if name != "grid" and name not in available():
+            print(f"unknown policy {name!r}; available: grid, {', '.join(available())}", file=sys.stderr)
+            return 2
+    fix = _parse_fix(args.fix)
+    if args.synthetic:
+        from autorag_hp.space import SearchSpace
+
+        space = SearchSpace({"retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5],
+                                           "embedding": ["bm25", "minilm", "e5"]},
+                             "generation": {"prompt": ["concise", "cite", "stepwise"], "temperature": [0.0, 0.7]}})
+        table = ReplayTable.synthetic(space, n_questions=args.synthetic_questions, seed=args.synthetic_seed)
+        source = f"synthetic (seed {args.synthetic_seed}, additive effects + interactions, known ground truth)"
+    else:
+        table = ReplayTable.load(args.table, name=args.table_name, fix=fix or None, max_questions=args.max_questions)
+        source = f"`{args.table}`" + (f" restricted to {fix}" if fix else "")
+    if table.note:
+        print(table.note, file=sys.stderr)
+    rewards = {f"w={w:g}": PaperReward(w=w, metric=args.metric, threshold=args.threshold, t_max=args.t_max)
+               for w in _floats(args.w)}
+    n = int(round(args.max_budget / args.step))
+    fractions = [round(args.step * i, 6) for i in range(1, n + 1)]
+    start = time.perf_counter()
+    res = run_bench(table, methods, rewards, seeds=args.seeds, batch=args.batch, fractions=fractions,
+                    rule=args.rule, method_seeds={"optuna_tpe": args.tpe_seeds},
+                    max_fraction={"optuna_tpe": args.tpe_max_budget}, jobs=args.jobs,
+                    progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    command = "autorag-hp " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    out = write_report(res, args.out, command=command, source=source, seconds=seconds, make_plots=not args.no_plots)
+    print(out["markdown"])
+    print("wrote " + ", ".join(out["files"]), file=sys.stderr)
+    return 0
