@@ -27,10 +27,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# System packages the tests use: Debian's Chromium for the dashboard test (a real headless browser).
+SYSDEPS := $(VENV)/.sysdeps
+$(SYSDEPS): | $(BIN)/python
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the dashboard browser test will be skipped"; \
+	else echo "note: chromium not installed (needs root + apt); the dashboard browser test will be skipped"; fi
+	touch $(SYSDEPS)
+
 demo: $(STAMP)
 	$(BIN)/autorag-hp demo
 
-test: $(STAMP)
+test: $(STAMP) $(SYSDEPS)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -193,3 +193,26 @@ def test_learning_policies_find_a_top_config_under_noise(name):
     run(pol, 150, seed=1)
     best = pol.ranking(1)[0][0] if name.startswith("hier") is False else pol.incumbent
     assert reward_of(best) >= 1.3 - 0.15
+
+
+def test_hier_ucb_levels_use_their_own_t_exactly():
+    """Hand-computed: high level uses t = decisions + 1 over hyper-parameters; the low level of the chosen
+    hyper-parameter uses t_p = pulls of p + 1 over its values; the others stay at the incumbent."""
+    space = SearchSpace({"x": [0, 1, 2], "y": ["a", "b"]})
+    pol = make_policy("hier_ucb", space, seed=0, alpha_high=1.0, alpha_low=1.0, initial={"x": 0, "y": "a"})
+    plays = [("x", {"x": 0, "y": "a"}, 0.2), ("x", {"x": 1, "y": "a"}, 0.6), ("x", {"x": 2, "y": "a"}, 0.1),
+             ("y", {"x": 1, "y": "a"}, 0.5), ("y", {"x": 1, "y": "b"}, 0.3)]
+    for p, cfg, r in plays:
+        c = space.config(cfg)
+        pol.observe_decision(c, {"param": p})
+        pol.update(c, r, 1.0, {"param": p})
+    assert dict(pol.incumbent) == {"x": 1, "y": "a"}
+    t = 6
+    high = {"x": (0.2 + 0.6 + 0.1) / 3 + math.sqrt(math.log(t) / 3), "y": (0.5 + 0.3) / 2 + math.sqrt(math.log(t) / 2)}
+    p = max(high, key=high.get)
+    assert p == "y"  # 0.4 + 0.946 = 1.346 > 0.3 + 0.773 = 1.073
+    t_y = 2 + 1
+    low = {"a": 0.5 + math.sqrt(math.log(t_y) / 1), "b": 0.3 + math.sqrt(math.log(t_y) / 1)}
+    sel = pol.select()
+    assert sel.info == {"param": "y"}
+    assert dict(sel.config) == {"x": 1, "y": max(low, key=low.get)} == {"x": 1, "y": "a"}
