@@ -1,0 +1,83 @@
+"""Start and stop service replicas as real processes (``autorag-hp serve`` on loopback ports).
+
+Used by the load / fault commands and the tests: no mocks, real uvicorn processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Replica:
+    """One ``autorag-hp serve`` process. ``start()`` returns once ``/healthz`` answers 200."""
+
+    def __init__(self, args: Sequence[str], port: int | None = None, log: str | Path | None = None,
+                 env: dict[str, str] | None = None, name: str = "replica"):
+        self.args = list(args)
+        self.port = port or free_port()
+        self.log = Path(log) if log else None
+        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> Replica:
+        cmd = [sys.executable, "-m", "autorag_hp.cli", "serve", *self.args, "--port", str(self.port),
+               "--replica", self.name]
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log else subprocess.DEVNULL,
+                                     env=self.env)
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                tail = self.log.read_text()[-2000:] if self.log and self.log.exists() else ""
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before becoming healthy\n{tail}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} on port {self.port} did not become healthy within {timeout:.0f} s")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown handler runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> Replica:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

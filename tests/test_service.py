@@ -1,0 +1,196 @@
+"""The online tuning service in-process (real app, real pipeline in extractive mode, real SQLite): endpoints,
+keys, validation, feedback windows, and that a rejected request changes nothing stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+SPACE = {"chunk_size": [256, 512], "top_k": [1, 3, 5]}
+FIXED = {"embedding": "bm25"}
+KEYS = {
+    "clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789"},
+                "bot": {"ask": "ask-bot-0123456789", "feedback": "fb-bot-0123456789"}},
+    "admin": ["admin-0123456789ab"],
+}
+ASK = {"Authorization": "Bearer ask-web-0123456789"}
+FB = {"Authorization": "Bearer fb-web-0123456789"}
+FB_BOT = {"Authorization": "Bearer fb-bot-0123456789"}
+ADMIN = {"X-API-Key": "admin-0123456789ab"}
+Q = "How do I copy a file in Python?"
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from autorag_hp.rag import load_pipeline
+
+    return load_pipeline("pipelines/python_docs.yaml", generator="extractive")
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make_client(pipeline, tmp_path, clock=None, **overrides):
+    from fastapi.testclient import TestClient
+
+    from autorag_hp.service.app import create_app
+    from autorag_hp.service.auth import KeyRing
+    from autorag_hp.service.controller import ServiceSettings
+
+    kw = {"storage": f"sqlite:///{tmp_path / 'svc.db'}", "generator": "extractive", "space": SPACE, "config": FIXED,
+          **overrides}
+    app = create_app(ServiceSettings(**kw), KeyRing.from_mapping(KEYS), pipeline=pipeline,
+                     **({"clock": clock} if clock else {}))
+    return TestClient(app), app.state.controller
+
+
+def snapshot(ctl):
+    st = ctl.tuner.storage
+    return (len(st.events(ctl.study)), {k: (v.count, v.sum) for k, v in st.stats(ctl.study).items()},
+            [(t.trial_id, t.state, t.reward) for t in st.trials(ctl.study)])
+
+
+def test_ask_then_feedback_is_stored_once(pipeline, tmp_path):
+    client, ctl = make_client(pipeline, tmp_path)
+    with client:
+        r = client.post("/v1/ask", json={"question": Q}, headers=ASK)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["answer"] and body["sources"] and set(body["config"]) == set(SPACE)
+        assert body["reward"] is None and body["feedback_until"] is not None
+        tid = body["trial_id"]
+        assert ctl.tuner.trial(tid.split(".")[0]).state == "pending"
+        r = client.post("/v1/feedback", json={"trial_id": tid, "thumbs": "up"}, headers=FB)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"trial_id": tid, "reward": 1.0, "recorded": True}
+        rec = ctl.tuner.trial(tid.split(".")[0])
+        assert rec.state == "reported" and rec.reward == 1.0
+        # stars map to (stars - 3) / 2
+        tid2 = client.post("/v1/ask", json={"question": Q}, headers=ASK).json()["trial_id"]
+        assert client.post("/v1/feedback", json={"trial_id": tid2, "rating": 4}, headers=FB).json()["reward"] == 0.5
+        stats = ctl.tuner.storage.stats(ctl.study)
+        assert sum(s.count for s in stats.values()) == 2
+        # reads
+        best = client.get("/v1/best?k=3", headers=FB).json()["best"]
+        assert sum(b["count"] for b in best) == 2
+        assert best[0]["mean"] == (0.75 if len(best) == 1 else 1.0)  # one config twice, or two configs
+        arms = client.get("/v1/arms", headers=ADMIN).json()
+        assert set(arms["arms"]) == set(SPACE)
+        assert sum(v["count"] for v in arms["arms"]["top_k"]["values"]) == 2
+        trials = client.get("/v1/trials?state=reported", headers=FB).json()["trials"]
+        assert {t["trial_id"] for t in trials} == {tid.split(".")[0], tid2.split(".")[0]}
+
+
+def test_reference_is_scored_by_the_service(pipeline, tmp_path):
+    client, ctl = make_client(pipeline, tmp_path)
+    with client:
+        ref = pipeline.questions()[0]
+        r = client.post("/v1/ask", json={"question": ref.question, "reference": ref.answer}, headers=ASK)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert isinstance(body["reward"], float) and -1.0 <= body["reward"] <= 1.0
+        assert body["feedback_until"] is None
+        rec = ctl.tuner.trial(body["trial_id"].split(".")[0])
+        assert rec.state == "reported" and rec.reward == pytest.approx(body["reward"])
+        # the trial already has its reward: feedback is refused, nothing changes
+        before = snapshot(ctl)
+        r = client.post("/v1/feedback", json={"trial_id": body["trial_id"], "reward": 1.0}, headers=FB)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "already_reported"
+        assert snapshot(ctl) == before
+
+
+def test_rejected_requests_give_clear_4xx_and_change_nothing(pipeline, tmp_path):
+    client, ctl = make_client(pipeline, tmp_path)
+    with client:
+        tid = client.post("/v1/ask", json={"question": Q}, headers=ASK).json()["trial_id"]
+        bogus = "0123456789abcdef." + "0" * 20
+        raw = {"content-type": "application/json"}
+        cases = [
+            # (method, path, kwargs, status, error code)
+            ("post", "/v1/feedback", {"content": b'{"trial_id": "x", ', "headers": {**FB, **raw}}, 400, "malformed_json"),
+            ("post", "/v1/feedback", {"content": json.dumps({"trial_id": tid}).replace("}", ', "reward": NaN}').encode(),
+                                      "headers": {**FB, **raw}}, 422, "invalid_request"),
+            ("post", "/v1/feedback", {"content": f'{{"trial_id": "{tid}", "reward": Infinity}}'.encode(),
+                                      "headers": {**FB, **raw}}, 422, "invalid_request"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 7.5}, "headers": FB}, 422, "reward_out_of_range"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": "high"}, "headers": FB}, 422, "invalid_request"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "rating": 9}, "headers": FB}, 422, "invalid_request"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid}, "headers": FB}, 422, "one_feedback_field"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1, "thumbs": "up"}, "headers": FB}, 422,
+             "one_feedback_field"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1, "extra": 1}, "headers": FB}, 422,
+             "invalid_request"),
+            ("post", "/v1/feedback", {"json": {"trial_id": "no-dot", "reward": 1}, "headers": FB}, 422, "malformed_trial_id"),
+            ("post", "/v1/feedback", {"json": {"trial_id": bogus, "reward": 1}, "headers": FB}, 404, "unknown_trial"),
+            ("post", "/v1/feedback", {"json": {"trial_id": bogus, "reward": 1}, "headers": ADMIN}, 404, "unknown_trial"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}, "headers": FB_BOT}, 403, "not_your_trial"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid[:-1] + ("1" if tid[-1] != "1" else "2"), "reward": 1},
+                                      "headers": FB}, 403, "not_your_trial"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}, "headers": ASK}, 403, "forbidden"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1},
+                                      "headers": {"Authorization": "Bearer wrong-key-0123456789"}}, 401, "unauthorized"),
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}}, 401, "unauthorized"),
+            ("post", "/v1/ask", {"json": {"question": Q}, "headers": FB}, 403, "forbidden"),
+            ("post", "/v1/ask", {"json": {"question": "x" * 2001}, "headers": ASK}, 422, "invalid_request"),
+            ("post", "/v1/ask", {"json": {"question": "   "}, "headers": ASK}, 422, "empty_question"),
+            ("post", "/v1/ask", {"json": {"question": 42}, "headers": ASK}, 422, "invalid_request"),
+            ("post", "/v1/ask", {"json": {"question": Q, "reference": "r" * 9000}, "headers": ASK}, 422, "invalid_request"),
+            ("post", "/v1/ask", {"content": b"{" + b" " * 20000 + b"}", "headers": {**ASK, **raw}}, 413, "body_too_large"),
+            ("get", "/v1/best", {"headers": ASK}, 403, "forbidden"),
+            ("get", "/v1/trials", {}, 401, "unauthorized"),
+            ("get", "/v1/trials?state=nonsense", {"headers": FB}, 422, "invalid_request"),
+        ]
+        before = snapshot(ctl)
+        for method, path, kwargs, status, code in cases:
+            r = getattr(client, method)(path, **kwargs)
+            assert r.status_code == status, (path, kwargs, r.text)
+            assert r.json()["error"]["code"] == code, (path, kwargs, r.text)
+            assert r.json()["error"]["message"], r.text
+            assert snapshot(ctl) == before, (path, kwargs)
+        # the legitimate feedback still works after all that
+        assert client.post("/v1/feedback", json={"trial_id": tid, "thumbs": "down"}, headers=FB).status_code == 200
+        # the admin may report any client's trial
+        tid2 = client.post("/v1/ask", json={"question": Q}, headers={"Authorization": "Bearer ask-bot-0123456789"}).json()
+        assert client.post("/v1/feedback", json={"trial_id": tid2["trial_id"], "reward": 0.2}, headers=ADMIN).status_code == 200
+
+
+def test_feedback_window_expires_trials_without_blocking(pipeline, tmp_path):
+    clock = Clock()
+    client, ctl = make_client(pipeline, tmp_path, clock=clock, feedback_window=60.0)
+    with client:
+        late = client.post("/v1/ask", json={"question": Q}, headers=ASK).json()["trial_id"]
+        clock.t += 61.0
+        r = client.post("/v1/feedback", json={"trial_id": late, "thumbs": "up"}, headers=FB)
+        assert r.status_code == 410 and r.json()["error"]["code"] == "trial_expired"
+        # the next ask expires it in the log and proceeds; the expired trial counts for nothing
+        nxt = client.post("/v1/ask", json={"question": Q}, headers=ASK).json()["trial_id"]
+        assert ctl.tuner.trial(late.split(".")[0]).state == "expired"
+        assert client.post("/v1/feedback", json={"trial_id": nxt, "thumbs": "up"}, headers=FB).status_code == 200
+        assert sum(s.count for s in ctl.tuner.storage.stats(ctl.study).values()) == 1
+
+
+def test_metrics_openapi_health_and_dashboard_page(pipeline, tmp_path):
+    client, ctl = make_client(pipeline, tmp_path)
+    with client:
+        client.post("/v1/ask", json={"question": Q}, headers=ASK)
+        client.post("/v1/ask", json={"question": Q}, headers=FB)
+        text = client.get("/metrics").text
+        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="200"} 1' in text
+        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="403"} 1' in text
+        assert "# TYPE autorag_pipeline_seconds histogram" in text and "autorag_decisions 1.0" in text
+        paths = client.get("/openapi.json").json()["paths"]
+        assert {"/v1/ask", "/v1/feedback", "/v1/best", "/v1/arms", "/v1/trials", "/healthz", "/metrics"} <= set(paths)
+        h = client.get("/healthz").json()
+        assert h["status"] == "ok" and h["study"] == ctl.study
+        page = client.get("/")
+        assert page.status_code == 200 and "/v1/dashboard" in page.text
+        d = client.get("/v1/dashboard", headers=FB).json()
+        assert d["decisions"] == 1 and "reward_over_time" in d and "arms" in d and "explore_share" in d
