@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             raise AutoRAGHPError("no questions: give --qa FILE.jsonl with your corpus")
         for it in items:
             pipe.check_question(it)
+            if not args.reward and not it.answer and not it.sources:
+                raise ValueError(f"question {it.question[:60]!r} has neither a reference answer nor gold sources; "
+                                 "add 'answer' or 'sources' to your questions, or pass --reward")
         reward_fn, reward_desc = _reward_fn(args.reward)
         tuner = Tuner(pipe.space, policy=args.policy, storage=args.storage, seed=args.seed,
                       batch_size=args.batch_size, study=args.study)
