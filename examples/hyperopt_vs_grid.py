@@ -98,20 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evals", type=int, default=None, help="TPE evaluations (default: the grid's size)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", default="eval/results/hyperopt_vs_grid")
+    ap.add_argument("--report-only", action="store_true", help="rebuild the table and plot from results.json")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     evals = args.evals or args.grid_points**2
 
-    X_tr, X_te, y_tr, y_te = load_data()
-    grid = run_grid(X_tr, y_tr, args.grid_points)
-    from sklearn.svm import SVC
+    path = os.path.join(args.out, "results.json")
+    if args.report_only:
+        with open(path) as fh:
+            saved = json.load(fh)
+        grid, tpes = saved["grid"], saved["tpe"]
+        grid_test = grid.pop("test")
+        evals = len(tpes[0]["scores"])
+    else:
+        X_tr, X_te, y_tr, y_te = load_data()
+        grid = run_grid(X_tr, y_tr, args.grid_points)
+        from sklearn.svm import SVC
 
-    grid_test = float(grid.pop("estimator").score(X_te, y_te))
-    tpes = []
-    for s in args.seeds:
-        r = run_tpe(X_tr, y_tr, evals, s)
-        r["test"] = float(SVC(kernel="rbf", **r["best_params"]).fit(X_tr, y_tr).score(X_te, y_te))
-        tpes.append(r)
+        grid_test = float(grid.pop("estimator").score(X_te, y_te))
+        tpes = []
+        for s in args.seeds:
+            r = run_tpe(X_tr, y_tr, evals, s)
+            r["test"] = float(SVC(kernel="rbf", **r["best_params"]).fit(X_tr, y_tr).score(X_te, y_te))
+            tpes.append(r)
 
     g_curve = best_so_far(grid["scores"])
     t_curves = np.array([best_so_far(r["scores"]) for r in tpes])
@@ -155,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4))
     a1.plot(range(1, len(g_curve) + 1), g_curve, "k-", lw=2, label="GridSearchCV (grid order)")
     for i, c in enumerate(t_curves):
         a1.plot(range(1, len(c) + 1), c, "-", color="tab:blue", alpha=0.35, label="Hyperopt TPE (each seed)" if i == 0
@@ -168,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         a2.plot(r["times"], best_so_far(r["scores"]), "-", color="tab:blue", alpha=0.6,
                 label="Hyperopt TPE" if i == 0 else None)
     a2.set_xlabel("wall time (s)")
+    a3.plot(range(1, len(g_curve) + 1), g_curve, "k-", lw=2, label="GridSearchCV")
+    a3.plot(range(1, len(t_mean) + 1), t_mean, "-", color="tab:blue", lw=2, label="Hyperopt TPE (mean)")
+    a3.set_ylim(grid_best - 0.02, grid_best + 0.004)
+    a3.set_xlabel("evaluations (zoom on the top 2 points of accuracy)")
+    a3.grid(alpha=0.3)
+    a3.legend(fontsize=8, loc="lower right")
     lo = min(0.9, float(np.min(t_curves[:, min(4, evals - 1)])), float(g_curve[min(4, len(g_curve) - 1)]))
     for a in (a1, a2):
         a.set_ylim(max(lo - 0.01, 0.0), 1.0)
@@ -182,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     # ---- verdict from the numbers
     first_cp = checkpoints[0]
     early = "TPE" if t_mean[first_cp - 1] > g_curve[first_cp - 1] else "grid search"
-    final = "TPE" if t_mean[evals - 1] > grid_best + 1e-9 else ("tie" if abs(t_mean[evals - 1] - grid_best) < 1e-9
-                                                                 else "grid search")
+    diff = t_mean[evals - 1] - grid_best
+    final = ("a tie (the two differ by less than 0.1 point of accuracy, well inside CV noise)"
+             if abs(diff) < 1e-3 else ("TPE" if diff > 0 else "grid search"))
     lines = [
         "# Bayesian optimization (Hyperopt TPE) vs grid search (GridSearchCV), SVC on digits",
         "",
@@ -195,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Data: scikit-learn digits (1797 × 64), standardized, stratified 75/25 split; score = {CV}-fold CV "
         "accuracy on the 75 % (the same folds for both). Space: C ∈ [1e-2, 1e3], gamma ∈ [1e-5, 1] (both "
         f"log scale). Grid: {args.grid_points}×{args.grid_points} log-even = {len(g_curve)} points; TPE: "
-        f"{evals} evaluations × seeds {args.seeds}. One process each, same machine.",
+        f"{evals} evaluations × seeds {args.seeds}. Both run back to back in one process on a 2-core machine "
+        "shared with other jobs, so wall times are indicative.",
         "",
         "![best vs evaluations and wall time](best_vs_evals_and_time.png)",
         "",
@@ -222,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         + "; ".join(f"C={r['best_params']['C']:.3g}, gamma={r['best_params']['gamma']:.3g}" for r in tpes) + " |",
         "",
         f"Which wins where: after {first_cp} evaluations {early} is ahead; at the full budget of {evals} "
-        f"evaluations the result is: {final} (best CV accuracy {t_mean[evals - 1]:.4f} vs {grid_best:.4f}). "
+        f"evaluations the result is {final} (best CV accuracy {t_mean[evals - 1]:.4f} vs {grid_best:.4f}). "
+        f"TPE reaches 99.5 % of the grid's best after {min(x for x in reach_995 if x)}–"
+        f"{max(x for x in reach_995 if x)} evaluations, grid search after {g_reach_995}. "
         "Grid search's curve depends on the order it walks the grid (here C-major, gamma-minor), so its early "
         "values are an accident of that order; TPE's come from its model. Wall time per evaluation differs too: "
         "TPE spends its evaluations near the good region (moderate gamma), where an SVC fit is cheaper than at "
@@ -232,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     md = "\n".join(lines)
     with open(os.path.join(args.out, "results.md"), "w") as fh:
         fh.write(md)
-    with open(os.path.join(args.out, "results.json"), "w") as fh:
+    with open(path, "w") as fh:
         json.dump({"grid": {**grid, "test": grid_test}, "tpe": tpes, "checkpoints": checkpoints}, fh, indent=1)
     print(md)
     return 0
