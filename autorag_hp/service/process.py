@@ -38,12 +38,17 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90.0) -> Replica:
+        self.launch()
+        self.wait_healthy(timeout)
+        return self
+
+    def launch(self) -> Replica:
+        """Start the process without waiting (start several, then :meth:`wait_healthy` each)."""
         cmd = [sys.executable, "-m", "autorag_hp.cli", "serve", *self.args, "--port", str(self.port),
                "--replica", self.name]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log else subprocess.DEVNULL,
                                      env=self.env)
-        self.wait_healthy(timeout)
         return self
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
