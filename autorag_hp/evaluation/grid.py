@@ -407,6 +407,15 @@ def run_grid(
         bar = tqdm(total=total, initial=total - pending, unit="cell", dynamic_ncols=True, smoothing=0.05)
     cells = calls = 0
     url = to_url(out)
+    run_id = table.start_run(t_start, workers)  # updated as work completes: a killed run keeps its wall time
+    last_tick = [0.0]
+
+    def tick(force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - last_tick[0] >= 5.0:
+            last_tick[0] = now
+            table.update_run(run_id, now - wall0, cells, calls)
+
     try:
         if storage:
             study = study or f"grid-{table_name}-{space.fingerprint}"
@@ -429,9 +438,12 @@ def run_grid(
                     while not res.ready():
                         res.wait(1.0)
                         now = table.count()
-                        if bar is not None and now > seen:
-                            bar.update(now - seen)
-                            seen = now
+                        if now > seen:
+                            if bar is not None:
+                                bar.update(now - seen)
+                            cells, seen = cells + now - seen, now  # provisional; exact counts at the end
+                            tick()
+                    cells = 0
                     for c, k in res.get():
                         cells += c
                         calls += k
@@ -440,6 +452,7 @@ def run_grid(
             for u in units:
                 c, k = runner.run_unit(u, done)
                 cells, calls = cells + c, calls + k
+                tick()
                 if bar is not None:
                     bar.set_postfix(llm_calls=calls, refresh=False)
                     bar.update(c)
@@ -455,6 +468,7 @@ def run_grid(
                                     threads_per_worker)) as pool:
                 for c, k in pool.imap_unordered(_pool_unit, work):
                     cells, calls = cells + c, calls + k
+                    tick()
                     if bar is not None:
                         bar.set_postfix(llm_calls=calls, refresh=False)
                         bar.update(c)
@@ -462,7 +476,7 @@ def run_grid(
         if bar is not None:
             bar.close()
         wall = time.perf_counter() - wall0
-        table.record_run(t_start, wall, cells, calls, workers)
+        table.update_run(run_id, wall, cells, calls)
     totals = table.totals()
     summary = {"rows": totals["rows"], "cells_total": total, "computed_now": cells, "llm_calls_now": calls,
                "llm_calls_total": totals["llm_calls"], "answers_reused_total": totals["answers_reused"],

@@ -323,6 +323,17 @@ class GridTable:
                 sa.select(LOG.c.config_id, LOG.c.question_id, LOG.c.worker).where(LOG.c.table_name == self.name)
             ).all()]
 
+    def start_run(self, started_at: float, workers: int) -> int:
+        """Record a runner invocation now (wall time 0); :meth:`update_run` keeps it current. Returns its id."""
+        with self.engine.begin() as c:
+            res = c.execute(RUNS.insert().values(table_name=self.name, started_at=started_at, wall_s=0.0, cells=0,
+                                                 llm_calls=0, workers=workers, host=socket.gethostname()))
+            return int(res.inserted_primary_key[0])
+
+    def update_run(self, run_id: int, wall_s: float, cells: int, llm_calls: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(RUNS.update().where(RUNS.c.id == run_id).values(wall_s=wall_s, cells=cells, llm_calls=llm_calls))
+
     def record_run(self, started_at: float, wall_s: float, cells: int, llm_calls: int, workers: int) -> None:
         with self.engine.begin() as c:
             c.execute(RUNS.insert().values(table_name=self.name, started_at=started_at, wall_s=wall_s, cells=cells,
