@@ -199,6 +199,18 @@ def test_grid_log_resumes(tmp_path):
     assert res.best_params == {"x": 2.0, "y": -1.0}
 
 
+def test_grid_accepts_numpy_values_and_resumes_them(tmp_path):
+    import numpy as np
+
+    log = str(tmp_path / "np.jsonl")
+    grid = {"x": np.linspace(0.0, 4.0, 5), "y": np.array([-1, 0])}
+    first = GridTuner(quadratic, grid, log_path=log).run(show_progress=False)
+    assert first.best_params == {"x": 2.0, "y": -1} and type(first.best_params["y"]) is int
+    calls = []
+    again = GridTuner(lambda p: calls.append(p) or 0.0, grid, log_path=log).run(show_progress=False)
+    assert calls == [] and again.best_value == 0.0
+
+
 def test_grid_failed_point_is_recorded_not_fatal():
     def objective(p):
         if p["x"] == 1.0:

@@ -38,7 +38,7 @@ def _param_grid(grid):
         if not isinstance(g, Mapping) or not g:
             raise ValueError(f"each grid must be a non-empty dict of name -> list of values, got {g!r}")
         for name, values in g.items():
-            if isinstance(values, str) or not isinstance(values, Sequence | range) or len(values) == 0:
+            if isinstance(values, str | bytes | Mapping) or not hasattr(values, "__len__") or len(values) == 0:
                 raise ValueError(
                     f"grid parameter {name!r} needs a non-empty list of values, got {values!r}"
                 )
@@ -69,6 +69,11 @@ class GridResult:
     @property
     def best_value(self) -> float:
         return float(self.best["value"])
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, so a point's JSON key is the same before and after a log round trip."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", None) == 0 else value
 
 
 def _key(params: Mapping) -> str:
@@ -142,7 +147,7 @@ class GridTuner:
 
     def run(self, show_progress: bool = True, desc: str = "grid") -> GridResult:
         """Evaluate every point not already in ``log_path``; return all results in grid order."""
-        points = list(self.grid)
+        points = [{k: _plain(v) for k, v in p.items()} for p in self.grid]
         done = self._load_log()
         todo = [p for p in points if _key(p) not in done]
         log = open(self.log_path, "a") if self.log_path else None  # noqa: SIM115 - closed in finally
