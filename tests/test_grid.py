@@ -76,6 +76,7 @@ def test_table_from_a_different_space_is_rejected(tmp_path):
         assert len(rows) == 2 * 32 and meta["space_fingerprint"]
         assert {r["config_id"] for r in rows} == {c.id for c in SearchSpace(meta["space"]).configs()}
         assert isinstance(rows[0]["metrics"]["token_f1"], float)
+        assert rows[0]["reference"] and isinstance(rows[0]["prompt_tokens"], int)
         with pytest.raises(TableMismatchError, match="different search space"):
             read_export(tmp_path / name, space=other)
 

@@ -364,6 +364,10 @@ class GridTable:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.meta(), "table_name": self.name, "totals": self.totals()}
         rows = list(self.rows())
+        if path.suffix not in (".sqlite", ".db"):
+            # a question's (long) reference answer is stored once, in the meta line, not in each of its rows
+            meta["references"] = {r["question_id"]: r["reference"] for r in rows}
+            rows = [{k: v for k, v in r.items() if k != "reference"} for r in rows]
         tmp = path.with_name(path.name + ".tmp")
         if path.name.endswith(".jsonl.gz"):
             with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
@@ -417,6 +421,17 @@ def read_export(path: str | os.PathLike, *, space: Any = None) -> tuple[list[dic
     else:
         t = GridTable(str(path), _only_table_name(path))
         meta, rows = t.meta(), list(t.rows())
+    refs = meta.pop("references", None)
+    if refs is not None:
+        for r in rows:
+            r["reference"] = refs.get(r["question_id"])
+    for r in rows:  # CSV cells are text
+        for k in ("prompt_tokens", "completion_tokens", "llm_calls", "answer_reused"):
+            if isinstance(r.get(k), str):
+                r[k] = int(float(r[k])) if r[k] not in ("", "True", "False") else int(r[k] == "True")
+        for k in ("latency_s", "created_at"):
+            if isinstance(r.get(k), str) and r[k]:
+                r[k] = float(r[k])
     if space is not None and meta.get("space_fingerprint") != space.fingerprint:
         raise TableMismatchError(
             f"{path} holds a grid over a different search space (fingerprint {meta.get('space_fingerprint')}, "
