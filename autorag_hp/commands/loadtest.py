@@ -1,0 +1,457 @@
+"""``autorag-hp loadtest``: load and fault tests of the service with real replicas on loopback.
+
+    autorag-hp loadtest --mode load        # 32 clients vs 2 replicas, pipeline in retrieval-only mode
+    autorag-hp loadtest --mode kill        # kill -9 one replica under load, restart it, audit the store
+    autorag-hp loadtest --mode pg-restart  # stop/start PostgreSQL under load: 503 while down, self-recovery
+    autorag-hp loadtest --mode all --out eval/results/service
+
+Every mode starts its own replicas (``autorag-hp serve`` processes) on a fresh study of the given storage,
+writes a JSON result (and prints a summary). The audit of the fault modes: every feedback that got a 2xx
+answer is in the store with its reward, and the store's aggregates count each exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("load", "kill", "pg-restart", "all"), default="load")
+    p.add_argument("--storage", default="postgresql://postgres@127.0.0.1:5432/test")
+    p.add_argument("--pipeline", default="pipelines/python_docs.yaml")
+    p.add_argument("--replicas", type=int, default=2)
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
+    p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")
+    p.add_argument("--baseline", type=int, default=300, help="direct pipeline calls / sequential asks to compare")
+    p.add_argument("--fault-clients", type=int, default=16)
+    p.add_argument("--fault-seconds", type=float, default=14.0, help="length of each fault run")
+    p.add_argument("--down-seconds", type=float, default=3.0, help="how long PostgreSQL stays down")
+    p.add_argument("--pg-cluster", default=None, help="'VERSION NAME' for pg_ctlcluster (default: the first one)")
+    p.add_argument("--out", default="eval/results/service", help="folder for the JSON results")
+    p.add_argument("--seed", type=int, default=0)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(q / 100 * (len(s) - 1)))))]
+
+
+def ms(x: float | None) -> float | None:
+    return None if x is None else round(1e3 * x, 3)
+
+
+class Cluster:
+    """N replicas of ``autorag-hp serve`` on one study, sharing a keys file."""
+
+    def __init__(self, args: argparse.Namespace, study: str, workdir: Path, n: int, extra: list[str] | None = None):
+        from autorag_hp.service.auth import KeyRing
+        from autorag_hp.service.process import Replica
+
+        self.keys = KeyRing.generate(("load",))
+        kpath = workdir / "keys.json"
+        kpath.write_text(json.dumps(self.keys))
+        self.ask_key = self.keys["clients"]["load"]["ask"]
+        self.fb_key = self.keys["clients"]["load"]["feedback"]
+        self.study = study
+        serve = ["--pipeline", args.pipeline, "--generator", "extractive", "--set", "embedding=bm25",
+                 "--space", json.dumps(SPACE), "--storage", args.storage, "--study", study, "--keys", str(kpath),
+                 "--explore", "0.5", "--feedback-window", "120", "--log-level", "error", *(extra or [])]
+        self.replicas = [Replica(serve, log=workdir / f"replica{i}.log", name=f"replica{i}") for i in range(n)]
+
+    def start(self) -> Cluster:
+        for r in self.replicas:
+            r.launch()
+        for r in self.replicas:
+            r.wait_healthy(180)
+        return self
+
+    def stop(self) -> None:
+        for r in self.replicas:
+            r.stop()
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.replicas]
+
+
+def questions(pipeline_path: str) -> list[Any]:
+    from autorag_hp.rag import load_pipeline
+
+    return load_pipeline(pipeline_path, generator="extractive").questions()
+
+
+# --- load ------------------------------------------------------------------------------------------------
+async def _drive(urls: list[str], ask_key: str, fb_key: str, qs: list[Any], n: int, clients: int,
+                 seed: int) -> dict[str, Any]:
+    import httpx
+
+    lat_ask: list[float] = []
+    lat_fb: list[float] = []
+    server_tuner: list[float] = []
+    server_pipe: list[float] = []
+    status: dict[str, int] = {}
+    counter = iter(range(n))
+    rng = random.Random(seed)
+    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+
+        async def client(c: int) -> None:
+            for i in counter:
+                item = qs[(c * 7919 + i) % len(qs)]
+                url = urls[i % len(urls)]
+                t0 = time.perf_counter()
+                r = await http.post(url + "/v1/ask", json={"question": item.question},
+                                    headers={"Authorization": f"Bearer {ask_key}"})
+                lat_ask.append(time.perf_counter() - t0)
+                status[f"ask {r.status_code}"] = status.get(f"ask {r.status_code}", 0) + 1
+                if r.status_code != 200:
+                    continue
+                body = r.json()
+                server_tuner.append(body["timing_ms"]["tuner"] / 1e3)
+                server_pipe.append(body["timing_ms"]["pipeline"] / 1e3)
+                hit = item.sources and item.sources[0] in body["sources"][:1]
+                fb_url = urls[(i + 1) % len(urls)]  # feedback through the other replica
+                t0 = time.perf_counter()
+                r = await http.post(fb_url + "/v1/feedback",
+                                    json={"trial_id": body["trial_id"], "thumbs": "up" if hit else "down"},
+                                    headers={"Authorization": f"Bearer {fb_key}"})
+                lat_fb.append(time.perf_counter() - t0)
+                status[f"feedback {r.status_code}"] = status.get(f"feedback {r.status_code}", 0) + 1
+
+        rng.shuffle(qs)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"wall_s": wall, "lat_ask": lat_ask, "lat_fb": lat_fb, "status": status, "server_tuner": server_tuner,
+            "server_pipeline": server_pipe}
+
+
+def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    import httpx
+
+    from autorag_hp.rag import load_pipeline
+
+    pipe = load_pipeline(args.pipeline, generator="extractive")
+    qs = pipe.questions()
+    study = f"load-{int(time.time())}"
+    cluster = Cluster(args, study, workdir, args.replicas).start()
+    try:
+        # direct: the same pipeline, the same configurations, called in-process (indexes warm)
+        cfgs = [{"embedding": "bm25", "chunk_size": c, "top_k": k} for c in SPACE["chunk_size"] for k in SPACE["top_k"]]
+        for cfg in cfgs:
+            pipe.run(qs[0].question, cfg)
+        direct = []
+        for i in range(args.baseline):
+            t0 = time.perf_counter()
+            pipe.run(qs[i % len(qs)].question, cfgs[i % len(cfgs)])
+            direct.append(time.perf_counter() - t0)
+        # warm the replicas (indexes per chunk size), then one client in sequence: the per-request overhead
+        asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), 60, 4, args.seed))
+        seq = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.baseline, 1, args.seed))
+        # the load: N asks (+ N feedbacks) from C concurrent clients
+        load = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.requests,
+                                  args.clients, args.seed))
+        dash = httpx.get(cluster.urls[0] + "/v1/dashboard", headers={"Authorization": f"Bearer {cluster.fb_key}"},
+                         timeout=60).json()
+    finally:
+        cluster.stop()
+    n_ok = load["status"].get("ask 200", 0)
+    n_req = len(load["lat_ask"]) + len(load["lat_fb"])
+    d50, s50 = pct(direct, 50), pct(seq["lat_ask"], 50)
+    out = {
+        "mode": "load", "storage": args.storage.split("@")[-1], "replicas": args.replicas, "clients": args.clients,
+        "pipeline": "python_docs, generator=extractive (retrieval only: the answer is the best passage), bm25",
+        "space": SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
+        "wall_s": round(load["wall_s"], 3),
+        "requests_per_s": round(n_req / load["wall_s"], 1),
+        "asks_per_s": round(n_ok / load["wall_s"], 1),
+        "ask_latency_ms": {"p50": ms(pct(load["lat_ask"], 50)), "p99": ms(pct(load["lat_ask"], 99)),
+                           "max": ms(max(load["lat_ask"]))},
+        "feedback_latency_ms": {"p50": ms(pct(load["lat_fb"], 50)), "p99": ms(pct(load["lat_fb"], 99))},
+        "direct_pipeline_ms": {"p50": ms(d50), "p99": ms(pct(direct, 99)), "n": len(direct)},
+        "sequential_ask_ms": {"p50": ms(s50), "p99": ms(pct(seq["lat_ask"], 99)), "n": len(seq["lat_ask"])},
+        "sequential_feedback_ms": {"p50": ms(pct(seq["lat_fb"], 50)), "p99": ms(pct(seq["lat_fb"], 99))},
+        "overhead_per_ask_ms": ms(s50 - d50) if s50 is not None and d50 is not None else None,
+        "overhead_ratio": round(s50 / d50, 2) if s50 and d50 else None,
+        "server_side_ms_under_load": {"tuner_and_storage_p50": ms(pct(load["server_tuner"], 50)),
+                                      "pipeline_p50": ms(pct(load["server_pipeline"], 50))},
+        "decisions_folded": dash.get("decisions"), "explore_share": dash.get("explore_share"),
+        "machine": machine(),
+    }
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    try:
+        load1 = os.getloadavg()[0]
+    except OSError:
+        load1 = None
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m_at_end": load1}
+
+
+# --- faults ----------------------------------------------------------------------------------------------
+class Audit:
+    """What clients saw: every feedback that got a 2xx (and ambiguous ones, resolved by a retry)."""
+
+    def __init__(self) -> None:
+        self.acked: dict[str, float] = {}
+        self.timeline: list[tuple[float, str, int]] = []  # (t, kind, status; 0 = connection error)
+        self.asks_ok = 0
+
+
+async def _fault_client(c: int, urls: list[str], keys: tuple[str, str], qs: list[Any], audit: Audit,
+                        stop_at: list[float], t_zero: float) -> None:
+    import httpx
+
+    ask_key, fb_key = keys
+    rng = random.Random(c)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0)) as http:
+        i = 0
+        while time.perf_counter() < stop_at[0]:
+            i += 1
+            url = urls[(c + i) % len(urls)]
+            try:
+                r = await http.post(url + "/v1/ask", json={"question": qs[(c * 31 + i) % len(qs)].question},
+                                    headers={"Authorization": f"Bearer {ask_key}"})
+                code = r.status_code
+            except httpx.HTTPError:
+                code = 0
+            audit.timeline.append((time.perf_counter() - t_zero, "ask", code))
+            if code != 200:
+                await asyncio.sleep(0.05)  # back off a little; the client will try the other replica next
+                continue
+            audit.asks_ok += 1
+            tid = r.json()["trial_id"]
+            value = round(rng.uniform(-1, 1), 4)
+            for attempt in range(40):  # retry (same value) on any replica until the outcome is known
+                fb_url = urls[(c + i + 1 + attempt) % len(urls)]
+                try:
+                    r = await http.post(fb_url + "/v1/feedback", json={"trial_id": tid, "reward": value},
+                                        headers={"Authorization": f"Bearer {fb_key}"})
+                    code = r.status_code
+                except httpx.HTTPError:
+                    code = 0
+                audit.timeline.append((time.perf_counter() - t_zero, "feedback", code))
+                if code == 200:
+                    audit.acked[tid.split(".")[0]] = value
+                    break
+                if code == 409 and attempt > 0:  # an earlier attempt was committed though its answer was lost
+                    audit.acked[tid.split(".")[0]] = value
+                    break
+                if code not in (0, 502, 503):
+                    break
+                await asyncio.sleep(0.1)
+
+
+def _audit_store(storage: str, study: str, audit: Audit) -> dict[str, Any]:
+    from autorag_hp.storage import open_storage
+
+    st = open_storage(storage)
+    try:
+        missing, wrong = [], []
+        for tid, value in audit.acked.items():
+            try:
+                rec = st.trial(study, tid)
+            except Exception:  # noqa: BLE001 - report as missing
+                missing.append(tid)
+                continue
+            if rec.state != "reported":
+                missing.append(tid)
+            elif abs(rec.reward - value) > 1e-9:
+                wrong.append(tid)
+        stats = st.stats(study)
+        reported = st.trials(study, "reported")
+        events = st.events(study)
+    finally:
+        st.close()
+    n_report_events = sum(1 for e in events if e.kind == "report")
+    return {
+        "acked_feedbacks": len(audit.acked), "missing_in_store": len(missing), "wrong_reward": len(wrong),
+        "reported_trials_in_store": len(reported), "stats_count": sum(s.count for s in stats.values()),
+        "report_events": n_report_events,
+        "no_double_count": sum(s.count for s in stats.values()) == len(reported) == n_report_events,
+        "every_acked_report_stored": not missing and not wrong,
+        "stored_but_unacked": len(reported) - len(audit.acked),
+    }
+
+
+def _summarise_timeline(timeline: list[tuple[float, str, int]], windows: dict[str, tuple[float, float]]) -> dict:
+    out = {}
+    for name, (lo, hi) in windows.items():
+        codes: dict[str, int] = {}
+        for t, kind, code in timeline:
+            if lo <= t < hi:
+                key = f"{kind} {code if code else 'conn-error'}"
+                codes[key] = codes.get(key, 0) + 1
+        out[name] = dict(sorted(codes.items()))
+    return out
+
+
+def run_kill(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    qs = questions(args.pipeline)
+    study = f"kill-{int(time.time())}"
+    cluster = Cluster(args, study, workdir, max(2, args.replicas)).start()
+    audit = Audit()
+    victim = cluster.replicas[0]
+    events: dict[str, float] = {}
+    try:
+        async def main() -> None:
+            t_zero = time.perf_counter()
+            stop_at = [float("inf")]  # set once the victim is back: the run goes on a while after
+            keys = (cluster.ask_key, cluster.fb_key)
+            tasks = [asyncio.create_task(_fault_client(c, cluster.urls, keys, qs, audit, stop_at, t_zero))
+                     for c in range(args.fault_clients)]
+            await asyncio.sleep(args.fault_seconds * 0.3)
+            events["killed_at_s"] = time.perf_counter() - t_zero
+            victim.kill()  # SIGKILL: no shutdown handler, in-flight requests die with it
+            await asyncio.sleep(args.fault_seconds * 0.2)
+            events["restart_at_s"] = time.perf_counter() - t_zero
+            victim.launch()
+            await asyncio.to_thread(victim.wait_healthy, 120)
+            events["healthy_again_at_s"] = time.perf_counter() - t_zero
+            stop_at[0] = time.perf_counter() + args.fault_seconds * 0.3
+            await asyncio.gather(*tasks)
+            events["end_s"] = time.perf_counter() - t_zero
+
+        asyncio.run(main())
+    finally:
+        cluster.stop()
+    result = {"mode": "kill", "replicas": len(cluster.replicas), "clients": args.fault_clients,
+              "seconds": args.fault_seconds, **{k: round(v, 2) for k, v in events.items()},
+              "asks_ok": audit.asks_ok,
+              "responses": _summarise_timeline(audit.timeline, {
+                  "before_kill": (0, events["killed_at_s"]),
+                  "victim_down": (events["killed_at_s"], events["healthy_again_at_s"]),
+                  "after_restart": (events["healthy_again_at_s"], 1e9)}),
+              "audit": _audit_store(args.storage, study, audit)}
+    return result
+
+
+def _pg_ctl(args: argparse.Namespace, action: str) -> None:
+    cluster = args.pg_cluster
+    if cluster is None:
+        ver = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
+        cluster = f"{ver} main"
+    ver, name = cluster.split()
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", ver, name, action]
+    if action == "stop":
+        cmd += ["-m", "fast"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+def run_pg_restart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    qs = questions(args.pipeline)
+    study = f"pgrestart-{int(time.time())}"
+    cluster = Cluster(args, study, workdir, max(2, args.replicas)).start()
+    audit = Audit()
+    events: dict[str, float] = {}
+    health: list[tuple[float, str, int]] = []
+    try:
+        async def poll_health(stop_at: list[float], t_zero: float) -> None:
+            import httpx
+
+            async with httpx.AsyncClient(timeout=2.0) as http:
+                while time.perf_counter() < stop_at[0]:
+                    for url in cluster.urls:
+                        try:
+                            code = (await http.get(url + "/healthz")).status_code
+                        except httpx.HTTPError:
+                            code = 0
+                        health.append((time.perf_counter() - t_zero, "healthz", code))
+                    await asyncio.sleep(0.2)
+
+        async def main() -> None:
+            t_zero = time.perf_counter()
+            stop_at = [float("inf")]  # set once PostgreSQL is back: the run goes on a while after
+            keys = (cluster.ask_key, cluster.fb_key)
+            tasks = [asyncio.create_task(_fault_client(c, cluster.urls, keys, qs, audit, stop_at, t_zero))
+                     for c in range(args.fault_clients)]
+            tasks.append(asyncio.create_task(poll_health(stop_at, t_zero)))
+            await asyncio.sleep(args.fault_seconds * 0.25)
+            events["pg_stop_at_s"] = time.perf_counter() - t_zero
+            try:
+                await asyncio.to_thread(_pg_ctl, args, "stop")
+                events["pg_stopped_at_s"] = time.perf_counter() - t_zero
+                await asyncio.sleep(args.down_seconds)
+            finally:
+                events["pg_start_at_s"] = time.perf_counter() - t_zero
+                await asyncio.to_thread(_pg_ctl, args, "start")
+                events["pg_started_at_s"] = time.perf_counter() - t_zero
+                stop_at[0] = time.perf_counter() + args.fault_seconds * 0.4
+            await asyncio.gather(*tasks)
+
+        asyncio.run(main())
+    finally:
+        _ensure_pg_running(args)
+        cluster.stop()
+    started = events["pg_started_at_s"]
+    first_ok_after = next((t for t, kind, code in sorted(audit.timeline) if t >= started and code == 200), None)
+    first_health_after = next((t for t, _, code in sorted(health) if t >= started and code == 200), None)
+    down = (events["pg_stopped_at_s"], events["pg_start_at_s"])
+    in_down = [code for t, _, code in audit.timeline if down[0] <= t < down[1]]
+    return {
+        "mode": "pg-restart", "replicas": len(cluster.replicas), "clients": args.fault_clients,
+        "seconds": args.fault_seconds, **{k: round(v, 2) for k, v in events.items()},
+        "asks_ok": audit.asks_ok,
+        "responses": _summarise_timeline(audit.timeline, {
+            "before": (0, events["pg_stop_at_s"]), "stopping": (events["pg_stop_at_s"], down[0]),
+            "down": down, "starting": (down[1], started), "after": (started, 1e9)}),
+        "healthz": _summarise_timeline(health, {"down": down, "after": (started, 1e9)}),
+        "down_answers_all_503": bool(in_down) and all(code == 503 for code in in_down),
+        "recovered_first_2xx_s_after_start": None if first_ok_after is None else round(first_ok_after - started, 3),
+        "healthz_ok_s_after_start": None if first_health_after is None else round(first_health_after - started, 3),
+        "replicas_restarted": False,
+        "audit": _audit_store(args.storage, study, audit),
+    }
+
+
+def _ensure_pg_running(args: argparse.Namespace) -> None:
+    try:
+        _pg_ctl(args, "start")
+    except subprocess.CalledProcessError:
+        pass  # already running
+
+
+# --- entry -----------------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    modes = ["load", "kill", "pg-restart"] if args.mode == "all" else [args.mode]
+    runners = {"load": run_load, "kill": run_kill, "pg-restart": run_pg_restart}
+    rc = 0
+    for mode in modes:
+        with tempfile.TemporaryDirectory(prefix=f"autorag-{mode}-") as tmp:
+            print(f"== {mode} ==", file=sys.stderr, flush=True)
+            try:
+                res = runners[mode](args, Path(tmp))
+            except Exception:
+                for log in sorted(Path(tmp).glob("*.log")):
+                    print(f"--- {log.name} ---\n{log.read_text()[-3000:]}", file=sys.stderr)
+                raise
+        res["command"] = "autorag-hp loadtest " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["loadtest"] else [])
+        res["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        path = out / f"{mode.replace('-', '_')}.json"
+        path.write_text(json.dumps(res, indent=2) + "\n")
+        print(json.dumps(res, indent=2))
+        print(f"wrote {path}", file=sys.stderr)
+        audit = res.get("audit")
+        if audit and not (audit["every_acked_report_stored"] and audit["no_double_count"]):
+            rc = 1
+    return rc
