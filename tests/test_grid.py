@@ -184,3 +184,15 @@ def test_optuna_resume_after_sigkill_on_postgres(tmp_path):
     log = Counter((c, q) for c, q, _ in table.computation_log())
     assert table.count() == 32 * 4 and len(log) == 32 * 4
     assert max(log.values()) == 1  # no stored cell was computed twice
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_claims_and_insert_once(tmp_path, backend):
+    t = GridTable(str(tmp_path / "c.sqlite") if backend == "sqlite" else PG, f"c_{uuid.uuid4().hex[:10]}")
+    assert t.claim(1, owner=5, owner_alive=lambda n: True)
+    assert not t.claim(1, owner=6, owner_alive=lambda n: True)  # a live owner keeps its unit
+    assert t.claim(1, owner=5, owner_alive=lambda n: False)  # re-claiming your own unit
+    assert t.claim(1, owner=6, owner_alive=lambda n: n != 5)  # a dead owner's unit is taken over
+    assert not t.claim(1, owner=7, owner_alive=lambda n: n == 6)
+    row = {"config_id": "a", "question_id": "q", "config": {}, "question": "x", "answer": "y"}
+    assert t.add_rows([row]) == 1 and t.add_rows([row]) == 0 and t.count() == 1

@@ -224,7 +224,9 @@ class GridTable:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        return conn.execute(insert(table).values(values).on_conflict_do_nothing()).rowcount
+        # RETURNING, not rowcount: psycopg reports rowcount -1 for INSERT ... ON CONFLICT DO NOTHING
+        key = table.primary_key.columns.values()[0]
+        return len(conn.execute(insert(table).values(values).on_conflict_do_nothing().returning(key)).all())
 
     def add_rows(self, rows: Iterable[Mapping[str, Any]], *, log: bool = False) -> int:
         """Insert rows (dicts as :mod:`autorag_hp.evaluation.grid` builds them); existing keys are kept.
