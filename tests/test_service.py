@@ -194,3 +194,44 @@ def test_metrics_openapi_health_and_dashboard_page(pipeline, tmp_path):
         assert page.status_code == 200 and "/v1/dashboard" in page.text
         d = client.get("/v1/dashboard", headers=FB).json()
         assert d["decisions"] == 1 and "reward_over_time" in d and "arms" in d and "explore_share" in d
+
+
+def test_keys_spec_is_validated_and_tickets_bind_the_client():
+    from autorag_hp.service.auth import KeyRing, TicketError
+
+    for bad in ({}, {"clients": {"web": {"ask": "short"}}}, {"admin": ["x" * 16, "x" * 16]}, {"users": {}},
+                {"clients": {"web": {"ask": "a" * 16, "write": "b" * 16}}}):
+        with pytest.raises(ValueError):
+            KeyRing.from_mapping(bad)
+    ring = KeyRing.from_mapping(KEYS)
+    assert ring.lookup("ask-web-0123456789").role == "ask" and ring.lookup("nope") is None and ring.lookup(None) is None
+    t = ring.ticket("study", "abcdef", "web")
+    assert ring.parse_ticket("study", t, "web") == "abcdef" and ring.parse_ticket("study", t, None) == "abcdef"
+    for client, study in (("bot", "study"), ("web", "other-study")):
+        with pytest.raises(TicketError):
+            ring.parse_ticket(study, t, client)
+    # replicas loading the same spec verify each other's tickets
+    assert KeyRing.from_mapping(KEYS).parse_ticket("study", t, "web") == "abcdef"
+    spec = KeyRing.generate(("a", "b"))
+    assert KeyRing.from_mapping(spec).lookup(spec["clients"]["b"]["feedback"]).client == "b"
+
+
+def test_serve_command_parses_its_options(tmp_path):
+    import argparse
+
+    from autorag_hp.commands.serve import add_arguments, keys_from_args, settings_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--storage", "sqlite:///x.db", "--set", "embedding=bm25", "--set", "top_k=3",
+                         "--space", '{"chunk_size": [256, 512]}', "--explore", "0.1", "--discount", "0.99",
+                         "--fallback", '{"chunk_size": 512}', "--on-change", "reset", "--reward-range=-2,2",
+                         "--generate-keys", str(tmp_path / "k.json")])
+    s = settings_from_args(args)
+    assert s.config == {"embedding": "bm25", "top_k": 3} and s.space == {"chunk_size": [256, 512]}
+    assert (s.explore, s.discount, s.fallback, s.on_change, s.reward_range) == (0.1, 0.99, {"chunk_size": 512}, "reset", (-2.0, 2.0))
+    ring = keys_from_args(args)
+    spec = json.loads((tmp_path / "k.json").read_text())
+    assert ring.lookup(spec["admin"][0]).role == "admin"
+    assert keys_from_args(args).lookup(spec["admin"][0]) is not None  # an existing file is reused, not replaced
+    assert json.loads((tmp_path / "k.json").read_text()) == spec

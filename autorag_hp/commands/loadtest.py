@@ -405,6 +405,7 @@ def run_pg_restart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     first_ok_after = next((t for t, kind, code in sorted(audit.timeline) if t >= started and code == 200), None)
     first_health_after = next((t for t, _, code in sorted(health) if t >= started and code == 200), None)
     down = (events["pg_stopped_at_s"], events["pg_start_at_s"])
+    first_ok_cmd = next((t for t, kind, code in sorted(audit.timeline) if t >= down[1] and code == 200), None)
     in_down = [code for t, _, code in audit.timeline if down[0] <= t < down[1]]
     return {
         "mode": "pg-restart", "replicas": len(cluster.replicas), "clients": args.fault_clients,
@@ -415,6 +416,7 @@ def run_pg_restart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "down": down, "starting": (down[1], started), "after": (started, 1e9)}),
         "healthz": _summarise_timeline(health, {"down": down, "after": (started, 1e9)}),
         "down_answers_all_503": bool(in_down) and all(code == 503 for code in in_down),
+        "first_2xx_s_after_start_command": None if first_ok_cmd is None else round(first_ok_cmd - down[1], 3),
         "recovered_first_2xx_s_after_start": None if first_ok_after is None else round(first_ok_after - started, 3),
         "healthz_ok_s_after_start": None if first_health_after is None else round(first_health_after - started, 3),
         "replicas_restarted": False,
