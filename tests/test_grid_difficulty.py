@@ -48,3 +48,19 @@ def test_report_over_weights():
     # equal tokens everywhere: the ordering is by accuracy for every w, the reward scale shrinks with w
     assert rep["by_w"]["0.9"]["top"][0]["config"] == {"k": "A"}
     assert "w" in to_markdown(rep)
+
+
+def test_report_command_on_an_export(tmp_path, capsys):
+    from pathlib import Path
+
+    from autorag_hp.cli import main
+    from autorag_hp.evaluation.grid import run_grid
+
+    toy = str(Path(__file__).resolve().parent / "test_grid_toy.py") + ":make_pipeline"
+    run_grid(toy, tmp_path / "g.sqlite", export=tmp_path / "g.jsonl.gz", progress=False, log=lambda m: None)
+    md = tmp_path / "report.md"
+    assert main(["grid", "--report", str(tmp_path / "g.jsonl.gz"), "--metric", "token_f1", "--threshold", "0.3",
+                 "--md", str(md)]) == 0
+    text = md.read_text()
+    assert "| 0.5 | 8 | 32 |" in text and "Top configurations at w = 0.9" in text
+    assert text in capsys.readouterr().out

@@ -31,3 +31,16 @@ def test_grid_on_the_real_pipeline_with_extractive_generator(tmp_path):
     assert any(r["metrics"]["mrr"] and r["metrics"]["mrr"] > 0 for r in rows)
     assert all(r["metrics"]["token_precision"] is not None for r in rows)
     assert table.meta()["pipeline"].endswith('{"generator": "extractive"}')
+
+
+@pytest.mark.slow
+def test_grid_with_the_local_llm(tmp_path):
+    """SmolLM2 (int8) as the generator: LLM calls are counted, temperature-0 prompts answered once."""
+    space = SearchSpace({"retrieval": {"chunk_size": [256], "top_k": [1], "embedding": ["bm25"]},
+                         "generation": {"prompt": ["concise"], "temperature": [0.0, 0.7], "max_new_tokens": [8]}})
+    s = run_grid(SPEC, tmp_path / "g.sqlite", space=space, questions=2, progress=False, log=lambda m: None,
+                 pipeline_kwargs={"generator": {"type": "local", "quantize": "int8", "threads": 2}})
+    assert s["complete"] and s["rows"] == 4 and s["llm_calls_total"] == 4
+    s2 = run_grid(SPEC, tmp_path / "g.sqlite", space=space, questions=2, progress=False, log=lambda m: None,
+                  pipeline_kwargs={"generator": {"type": "local", "quantize": "int8", "threads": 2}})
+    assert s2["llm_calls_now"] == 0  # resumed: nothing recomputed
