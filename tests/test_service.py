@@ -155,6 +155,15 @@ def test_rejected_requests_give_clear_4xx_and_change_nothing(pipeline, tmp_path)
             assert r.json()["error"]["code"] == code, (path, kwargs, r.text)
             assert r.json()["error"]["message"], r.text
             assert snapshot(ctl) == before, (path, kwargs)
+        def chunked():  # no Content-Length: refused while streaming
+            yield b'{"question": "'
+            for _ in range(40):
+                yield b"x" * 1000
+            yield b'"}'
+
+        r = client.post("/v1/ask", content=chunked(), headers={**ASK, **raw})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        assert snapshot(ctl) == before
         # the legitimate feedback still works after all that
         assert client.post("/v1/feedback", json={"trial_id": tid, "thumbs": "down"}, headers=FB).status_code == 200
         # the admin may report any client's trial

@@ -117,28 +117,36 @@ class BodyLimit:
                 if too_big:
                     return await _send_json(send, 413, "body_too_large", f"request body over {self.limit} bytes")
         seen = 0
-        started = False
+        started = refused = False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, refused, started
+            if refused:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
+                if seen > self.limit:  # a chunked body without Content-Length: refuse it mid-stream
+                    refused = True
+                    if not started:
+                        started = True
+                        await _send_json(send, 413, "body_too_large", f"request body over {self.limit} bytes")
+                    return {"type": "http.disconnect"}
             return msg
 
-        async def tracking_send(msg):
+        async def guarded_send(msg):
             nonlocal started
+            if refused:
+                return  # the 413 already went out; drop whatever the app answers to the cut body
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, "body_too_large", f"request body over {self.limit} bytes")
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 class Measure:
@@ -165,10 +173,6 @@ class Measure:
             route = getattr(scope.get("route"), "path", None) or "other"
             self.metrics.count(scope.get("method", "?"), route, status)
             self.metrics.observe("autorag_http_request_seconds", route, time.perf_counter() - t0)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _send_json(send, status: int, code: str, message: str) -> None:
