@@ -147,8 +147,13 @@ class UnitRunner:
         gen = {k: config[k] for k in config if k not in self.retrieval_keys and k not in PROMPT_KEYS}
         return hashlib.sha1(_canon([messages, gen]).encode("utf-8")).hexdigest()
 
-    def run_unit(self, unit: Unit, done: set[tuple[str, str]] | None = None) -> tuple[int, int]:
-        """Compute the cells of ``unit`` not in ``done`` (default: not in the table). Returns (cells, llm_calls)."""
+    def run_unit(self, unit: Unit, done: set[tuple[str, str]] | None = None,
+                 still_mine: Callable[[], bool] | None = None) -> tuple[int, int]:
+        """Compute the cells of ``unit`` not in ``done`` (default: not in the table). Returns (cells, llm_calls).
+
+        ``still_mine`` is asked before each cell; when it says False (the unit was handed to someone else,
+        e.g. this worker was presumed dead), the unit is abandoned.
+        """
         if done is None:
             done = self.table.done_keys()
         pending = [c for c in unit.configs if (c.id, unit.qid) not in done]
@@ -163,6 +168,8 @@ class UnitRunner:
             contexts = list(self.pipeline.retrieve(item.question, pending[0]))
             t_ret = time.perf_counter() - t0
         for cfg in pending:
+            if still_mine is not None and not still_mine():
+                break
             reused = False
             n_llm = 0
             if self.staged:
@@ -306,7 +313,7 @@ def optuna_worker(spec: Any, table_url: str, table_name: str, storage_url: str, 
         trial.set_user_attr("worker", runner.worker)
         if not table.claim(u, trial.number, owner_alive):
             return 0.0  # another live trial owns this unit
-        cells, _ = runner.run_unit(units[u])
+        cells, _ = runner.run_unit(units[u], still_mine=lambda: table.claim_owner(u) == trial.number)
         return float(cells)
 
     def missing_units() -> list[int]:

@@ -359,6 +359,11 @@ class GridTable:
             ).values(owner=owner)).rowcount
         return n == 1
 
+    def claim_owner(self, unit: int) -> int | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(CLAIMS.c.owner).where(
+                CLAIMS.c.table_name == self.name, CLAIMS.c.unit == unit)).scalar()
+
     # ------------------------------------------------------------------------------------------ export
     def export(self, path: str | os.PathLike) -> Path:
         """Write every row to ``.jsonl.gz`` / ``.csv.gz`` (or a ``.sqlite`` copy); the meta travels along."""
