@@ -131,3 +131,12 @@ def test_pipeline_change_continue_keeps_state_reset_starts_fresh(pipeline, tmp_p
     assert reset.study == "online@llm-v2" and reset.policy.t == 0 and reset.best() == []
     assert "online" in reset.tuner.storage.studies()  # the old study stays readable
     reset.close()
+
+
+def test_warm_builds_only_the_indexes_the_served_space_needs(pipeline, tmp_path):
+    from autorag_hp.service.controller import Controller, ServiceSettings
+
+    ctl = Controller(ServiceSettings(storage=f"sqlite:///{tmp_path / 'w.db'}", space={"chunk_size": [256, 512]},
+                                     config={"embedding": "bm25"}, warm=True), pipeline=pipeline)
+    assert [k[::2] for k in ctl.warm_indexes()] == [(256, "bm25"), (512, "bm25")]
+    ctl.close()

@@ -20,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--space", default=None, help="search space to tune instead of the spec's (JSON or a YAML/JSON file)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", dest="fixed",
                    help="fix a pipeline config key for every request, e.g. --set embedding=bm25 (repeatable)")
+    g.add_argument("--warm", action="store_true",
+                   help="build every index the space needs before serving (else the first ask of each builds it)")
     g.add_argument("--storage", default="sqlite:///tuning.db",
                    help="sqlite:///path.db or postgresql://user@host:port/db (shared by replicas)")
     g.add_argument("--study", default="online")
@@ -72,7 +74,7 @@ def settings_from_args(args: argparse.Namespace):
         explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
         discount=args.discount, on_change=args.on_change, pipeline_tag=args.pipeline_tag,
         reward=parse_json_arg(args.reward, "--reward"), reward_range=(lo, hi), max_body_bytes=args.max_body,
-        max_question_chars=args.max_question_chars, **kw,
+        max_question_chars=args.max_question_chars, warm=args.warm, **kw,
     )
 
 

@@ -66,6 +66,7 @@ class ServiceSettings:
     max_body_bytes: int = 16384
     max_question_chars: int | None = None
     max_reference_chars: int = 8000
+    warm: bool = False
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def __post_init__(self) -> None:
@@ -104,6 +105,8 @@ class Controller:
         for p in self.space.params:  # every value must be one the pipeline accepts
             for v in p.values:
                 pipeline.resolve_config({**self.fixed, p.name: v})
+        if s.warm:
+            self.warm_indexes()
         self.max_question_chars = int(s.max_question_chars or getattr(pipeline, "max_question_chars", 2000))
         self.tag = s.pipeline_tag or self._auto_tag()
         self.study = s.study if s.on_change == "continue" else f"{s.study}@{self.tag}"
@@ -120,6 +123,17 @@ class Controller:
         self.started = clock()
         self.counters = {"asks": 0, "scored": 0, "feedback": 0}
         self._lock = threading.Lock()
+
+    def warm_indexes(self) -> list[tuple]:
+        """Build (or load from the cache) every index the space can ask for, so no user waits for one."""
+        keys = []
+        for cfg in self.space.configs():
+            full = self.pipeline.resolve_config({**self.fixed, **cfg.to_dict()})
+            key = (full["chunk_size"], full["chunk_overlap"], full["embedding"])
+            if key not in keys:
+                keys.append(key)
+                self.pipeline.index.retriever(*key)
+        return keys
 
     def _auto_tag(self) -> str:
         p = self.pipeline

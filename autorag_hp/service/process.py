@@ -46,9 +46,11 @@ class Replica:
         """Start the process without waiting (start several, then :meth:`wait_healthy` each)."""
         cmd = [sys.executable, "-m", "autorag_hp.cli", "serve", *self.args, "--port", str(self.port),
                "--replica", self.name]
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if self.log else subprocess.DEVNULL,
-                                     env=self.env)
+        if self.log:
+            with open(self.log, "ab") as out:  # the child keeps its own descriptor
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        else:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
         return self
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
