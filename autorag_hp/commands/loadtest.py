@@ -186,6 +186,11 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "sequential_ask_ms": {"p50": ms(s50), "p99": ms(pct(seq["lat_ask"], 99)), "n": len(seq["lat_ask"])},
         "sequential_feedback_ms": {"p50": ms(pct(seq["lat_fb"], 50)), "p99": ms(pct(seq["lat_fb"], 99))},
         "overhead_per_ask_ms": ms(s50 - d50) if s50 is not None and d50 is not None else None,
+        "sequential_breakdown_ms_p50": {
+            "tuner_and_storage": ms(pct(seq["server_tuner"], 50)),
+            "pipeline_in_service": ms(pct(seq["server_pipeline"], 50)),
+            "http_json_auth_and_client": ms(s50 - pct(seq["server_tuner"], 50) - pct(seq["server_pipeline"], 50))
+            if seq["server_tuner"] else None},
         "overhead_ratio": round(s50 / d50, 2) if s50 and d50 else None,
         "server_side_ms_under_load": {"tuner_and_storage_p50": ms(pct(load["server_tuner"], 50)),
                                       "pipeline_p50": ms(pct(load["server_pipeline"], 50))},
