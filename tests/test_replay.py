@@ -157,3 +157,28 @@ def test_additive_lucb_beats_hier_ucb_on_a_synthetic_table():
         return np.mean([replay(R, space, name, batch=4, seed=s, fractions=[0.2])["recall@5"][0] for s in range(6)])
 
     assert recall("additive_lucb") >= recall("hier_ucb") + 0.15
+
+
+def test_live_run_on_a_real_pipeline_agrees_with_the_replay_of_its_grid(tmp_path):
+    """The live check end to end on the toy RAG pipeline: grid table -> replay, and the same policy tuned live
+    through a Tuner. The pipeline is deterministic, so every live reward equals its table cell and the
+    outcome equals the replay's exactly (same seed, same question order)."""
+    from autorag_hp.evaluation.grid import run_grid
+    from autorag_hp.evaluation.replay import live_run
+
+    spec = "tests/test_grid_toy.py:make_pipeline"
+    run_grid(spec, tmp_path / "toy.sqlite", metrics=["answer_contains_reference", "token_f1", "total_tokens"],
+             progress=False)
+    table = ReplayTable.load(tmp_path / "toy.sqlite")
+    from autorag_hp.evaluation.grid import load_pipeline
+
+    pipe = load_pipeline(spec)
+    R = table.reward_matrix(0.5)
+    calls = 8 * 4
+    for name in ("hier_ucb", "additive_lucb"):
+        live = live_run(pipe, table, name, 0.5, budget_calls=calls, batch=4, seed=3)
+        rep = replay(R, table.space, name, batch=4, seed=3, fractions=[calls / R.size], rule="observed")
+        assert live["agree"] == 1.0
+        assert live["served"] == pytest.approx(float(rep["served"][0]))
+        assert live["recall@5"] == float(rep["recall@5"][0])
+        assert live["deployed"] == pytest.approx(float(rep["deployed"][0]))
