@@ -196,3 +196,13 @@ def test_claims_and_insert_once(tmp_path, backend):
     assert not t.claim(1, owner=7, owner_alive=lambda n: n == 6)
     row = {"config_id": "a", "question_id": "q", "config": {}, "question": "x", "answer": "y"}
     assert t.add_rows([row]) == 1 and t.add_rows([row]) == 0 and t.count() == 1
+
+
+def test_resume_from_a_committed_export(tmp_path):
+    run_grid(TOY, tmp_path / "a.sqlite", questions=2, export=tmp_path / "a.jsonl.gz", **QUIET)
+    s = run_grid(TOY, tmp_path / "b.sqlite", questions=3, import_from=tmp_path / "a.jsonl.gz", **QUIET)
+    assert s["complete"] and s["rows"] == 32 * 3 and s["computed_now"] == 32  # only the new question
+    other = SearchSpace({"chunk_size": [40], "chunk_overlap": [0], "top_k": [1], "prompt": ["short"],
+                         "temperature": [0.0]})
+    with pytest.raises(TableMismatchError):
+        run_grid(TOY, tmp_path / "c.sqlite", space=other, import_from=tmp_path / "a.jsonl.gz", **QUIET)

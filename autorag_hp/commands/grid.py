@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None,
                    help="distribute through an Optuna RDB storage URL (PostgreSQL for several machines)")
     p.add_argument("--study", default=None, help="Optuna study name for --storage (default: derived from the table)")
+    p.add_argument("--import", dest="import_from", default=None,
+                   help="first load the rows of an export of the same grid (resume a committed partial grid)")
     p.add_argument("--export", default=None, help="also write the table to FILE.jsonl.gz / FILE.csv.gz / FILE.sqlite")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = p.add_argument_group("difficulty report (no computation): autorag-hp grid --report TABLE")
@@ -78,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.pipeline, args.out, pipeline_kwargs=overrides, space=args.space, questions=args.questions, table_name=args.table,
         workers=args.workers, metrics=metrics, storage=args.storage, study=args.study,
         threads_per_worker=args.threads_per_worker, progress=not args.no_progress, export=args.export,
+        import_from=args.import_from,
     )
     print(json.dumps(summary, indent=2))
     return 0 if summary["complete"] else 3

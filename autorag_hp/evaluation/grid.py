@@ -364,13 +364,15 @@ def run_grid(
     heartbeat_s: int = 5,
     grace_s: int = 20,
     log: Callable[[str], None] | None = None,
+    import_from: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate every configuration on every question into the table at ``out``; see the module docstring.
 
     ``pipeline``: a spec string (YAML path or ``module:factory``; needed when ``workers > 1`` or with
     ``storage``) or a pipeline object. ``space``: a SearchSpace or a path (default: ``pipeline.space``).
     ``questions``: the first N of ``pipeline.questions()``. Returns a summary dict (rows, cells computed now,
-    LLM calls now and in total, wall time).
+    LLM calls now and in total, wall time). ``import_from``: an export (``.jsonl.gz`` / ``.csv.gz``) of the
+    same grid whose rows are loaded into the table first, so a committed partial grid resumes anywhere.
     """
     from autorag_hp.evaluation.table import to_url
 
@@ -399,6 +401,14 @@ def run_grid(
     table.set_meta("n_configs", len(configs))
     table.set_meta("n_questions_requested", len(items))
     table.set_meta("metrics", metric_names)
+    if import_from:
+        from autorag_hp.evaluation.table import read_export
+
+        old_rows, old_meta = read_export(import_from, space=space)
+        n_new = table.add_rows(old_rows)
+        if not table.get_meta("imported_runs"):
+            table.set_meta("imported_runs", (old_meta.get("totals") or {}))
+        log(f"grid: imported {n_new} rows from {import_from}")
     done = table.done_keys()
     total = len(configs) * len(items)
     pending = sum(1 for u in units for k in u.keys() if k not in done)
