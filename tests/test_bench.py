@@ -34,7 +34,8 @@ def test_bench_on_a_table_file_writes_report_json_and_plots(tmp_path, capsys):
     export = t.export(tmp_path / "grid.jsonl.gz")
     out = tmp_path / "bench"
     rc = main(["bench", "--table", str(export), "--policies", "grid,random,hier_ucb,additive_lucb,additive_lucb@observed",
-               "--w", "0.1,0.9", "--seeds", "3", "--step", "0.25", "--out", str(out), "--no-progress"])
+               "--w", "0.1,0.9", "--seeds", "3", "--step", "0.25", "--out", str(out), "--no-progress",
+               "--snapshot", str(tmp_path / "snap.jsonl.gz")])
     assert rc == 0
     md = (out / "report.md").read_text()
     assert "Table 1" in md and "| additive_lucb@observed |" in md and "partial table: 7 of 8 questions" in md
@@ -46,6 +47,9 @@ def test_bench_on_a_table_file_writes_report_json_and_plots(tmp_path, capsys):
     a = ReplayTable.load(export).reward_matrix(0.5)
     b = ReplayTable.load(db).reward_matrix(0.5)
     assert (a == b).all()
+    # the snapshot holds exactly the block used: 6 configurations x 7 complete questions
+    snap = ReplayTable.load(tmp_path / "snap.jsonl.gz")
+    assert snap.note == "" and (snap.reward_matrix(0.5) == a).all()
 
 
 def test_bench_rejects_unknown_policies(capsys):

@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--live-seeds", type=int, default=2)
     p.add_argument("--jobs", type=int, default=1, help="processes")
     p.add_argument("--out", default="eval/results/bench", help="output folder")
+    p.add_argument("--snapshot", default=None, metavar="FILE.jsonl.gz",
+                   help="freeze the rows used (configurations × complete questions, no contexts) for re-runs")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
 
@@ -100,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
         source = f"`{args.table}`" + (f" restricted to {fix}" if fix else "")
     if table.note:
         print(table.note, file=sys.stderr)
+    if args.snapshot and not args.synthetic:
+        from autorag_hp.evaluation.replay import write_snapshot
+
+        write_snapshot(args.table, args.snapshot, table, name=args.table_name)
+        source += f" (frozen as `{args.snapshot}`)"
     rewards = {f"w={w:g}": PaperReward(w=w, metric=args.metric, threshold=args.threshold, t_max=args.t_max)
                for w in _floats(args.w)}
     n = int(round(args.max_budget / args.step))
