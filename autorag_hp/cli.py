@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-engine": ("autorag_hp.commands.bench_engine", "suggest+report throughput against Optuna and river"),
     "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
+    "bench-generator": ("autorag_hp.commands.bench_generator", "local generator speed/quality: fp32, int8, bf16"),
     "mutransfer": ("autorag_hp.commands.mutransfer", "µTransfer demo: LR sweep over widths, SP vs µP, on CPU"),
     "grid": ("autorag_hp.commands.grid", "evaluate every configuration on every question into a resumable table"),
     "bench": ("autorag_hp.commands.bench", "replay tuning policies against a grid table: recall, calls, served reward"),

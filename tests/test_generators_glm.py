@@ -74,8 +74,11 @@ def test_tiny_glm_in_bf16_and_int8(tmp_path, smol_dir):
     assert next(bf16.model.parameters()).dtype == torch.bfloat16
     assert bf16.generate("hi", max_new_tokens=3).completion_tokens >= 1
     int8 = LocalGenerator(path, quantize="int8", threads=1)
-    assert any("quantized.dynamic" in type(m).__module__ for m in int8.model.modules())
+    assert "Int8DynamicLinear" in {type(m).__name__ for m in int8.model.modules()}
     assert int8.generate("hi", max_new_tokens=3).completion_tokens >= 1
+    w8 = LocalGenerator(path, quantize="int8-weight", dtype="bfloat16", threads=1)
+    assert "Int8WeightOnlyLinear" in {type(m).__name__ for m in w8.model.modules()}
+    assert w8.generate("hi", max_new_tokens=3).completion_tokens >= 1
 
 
 def test_pipeline_runs_with_local_generator(tmp_path):

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DTYPES = ("auto", "float32", "bfloat16")
-QUANTIZE = (None, "int8")
+QUANTIZE = (None, "int8", "int8-weight")
 BF16_MODES = ("weights", "autocast")
 IPEX_MAX_TORCH = (2, 8)
 
@@ -96,7 +96,7 @@ class AccelerationPlan:
 
     dtype: str = "float32"  # weights / compute dtype
     bf16_mode: str = "weights"  # "weights": cast weights to bf16; "autocast": fp32 weights, bf16 autocast
-    quantize: str | None = None  # None or "int8" (dynamic quantization of nn.Linear)
+    quantize: str | None = None  # None, "int8" (W8A8 per-token dynamic) or "int8-weight" (W8, bf16 activations)
     compile: bool = False
     threads: int | None = None
     use_ipex: bool = False
@@ -104,7 +104,7 @@ class AccelerationPlan:
     reasons: tuple[str, ...] = field(default=(), compare=False)
 
     def describe(self) -> str:
-        parts = [self.dtype if self.quantize is None else f"{self.quantize} (fp32 activations)"]
+        parts = [self.dtype if self.quantize is None else f"{self.quantize} ({self.dtype} activations)"]
         if self.dtype == "bfloat16":
             parts.append(f"bf16 via {self.bf16_mode}")
         if self.compile:
@@ -134,7 +134,7 @@ def plan_acceleration(
     ``threads``: None = the number of physical cores in ``caps`` (or ``os.cpu_count()``).
     """
     if quantize not in QUANTIZE:
-        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     if bf16_mode not in BF16_MODES:
         raise ValueError(f"bf16_mode must be one of {BF16_MODES}, got {bf16_mode!r}")
     if threads is not None and threads < 1:
@@ -145,7 +145,17 @@ def plan_acceleration(
         if dtype == "bfloat16":
             raise ValueError("quantize='int8' runs with fp32 activations; use dtype='auto' or 'float32' with it")
         chosen = "float32"
-        reasons.append("int8 dynamic quantization of nn.Linear; other layers fp32")
+        reasons.append("int8: nn.Linear as int8 weights x per-token int8 activations; other layers fp32")
+    elif quantize == "int8-weight":
+        if dtype == "float32":
+            raise ValueError("quantize='int8-weight' computes in bf16; use dtype='auto' or 'bfloat16' with it")
+        if dtype == "auto" and not has_native_bf16(caps):
+            raise ValueError(
+                "quantize='int8-weight' needs a CPU with native bf16 (amx_bf16 or avx512_bf16) to be fast; "
+                "use quantize='int8' here, or dtype='bfloat16' to force it"
+            )
+        chosen = "bfloat16"
+        reasons.append("int8-weight: int8 weights with bf16 activations; other layers bf16")
     else:
         chosen = choose_dtype(caps, dtype)
         if dtype == "auto":
@@ -194,13 +204,20 @@ def apply_plan(model, plan: AccelerationPlan):
     if plan.threads:
         torch.set_num_threads(plan.threads)
     model.eval()
-    if plan.quantize == "int8":
-        model = model.float()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated in favour of torchao
-            from torch.ao.quantization import quantize_dynamic
+    if plan.quantize:
+        from .int8 import int8_kernels_available, quantize_linears
 
-            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        model = model.float() if plan.quantize == "int8" else model.to(torch.bfloat16)
+        if int8_kernels_available():
+            quantize_linears(model, plan.quantize)
+        elif plan.quantize == "int8":  # pragma: no cover - torch builds without torch._int_mm
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated
+                from torch.ao.quantization import quantize_dynamic
+
+                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        else:  # pragma: no cover
+            raise RuntimeError("quantize='int8-weight' needs torch._weight_int8pack_mm (torch >= 2.3)")
     elif plan.dtype == "bfloat16" and plan.bf16_mode == "weights":
         model = model.to(torch.bfloat16)
     else:
