@@ -600,7 +600,8 @@ def live_run(
 
 def write_snapshot(source: str | Path, dest: str | Path, table: ReplayTable, *, name: str | None = None) -> Path:
     """Freeze the block of ``source`` that ``table`` uses (its configurations × complete questions) as a
-    ``.jsonl.gz`` export without contexts, so a benchmark on a table still being computed can be re-run."""
+    ``.jsonl.gz`` export of what the replay reads (configuration, question id, metrics, tokens, latency; no
+    answer, question or context text), so a benchmark on a table still being computed can be re-run."""
     import gzip
     import json
 
@@ -621,7 +622,9 @@ def write_snapshot(source: str | Path, dest: str | Path, table: ReplayTable, *, 
         f.write(json.dumps({"_meta": {**meta, "snapshot_of": s, "note": table.note}}) + "\n")
         for r in rows:
             if str(r["question_id"]) in keep_q and Config(r["config"]).id in ids:
-                f.write(json.dumps({**r, "contexts": []}, sort_keys=True) + "\n")
+                slim = {k: r.get(k) for k in ("config_id", "question_id", "config", "metrics", "prompt_tokens",
+                                              "completion_tokens", "latency_s", "llm_calls", "answer_reused")}
+                f.write(json.dumps({**slim, "question": "", "answer": "", "contexts": []}, sort_keys=True) + "\n")
                 n += 1
     if n != table.grid_calls:
         raise ValueError(f"snapshot holds {n} rows, expected {table.grid_calls}")
