@@ -318,9 +318,8 @@ class OptunaTuner:
 
 
 def _worker_main(spec: dict, n_trials: int) -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    # Workers share the machine: one BLAS/OpenMP thread each unless the user asked otherwise.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     OptunaTuner(**spec).optimize(n_trials, show_progress=False)
 
 
