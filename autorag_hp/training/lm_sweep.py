@@ -258,6 +258,20 @@ def write_report(summary: dict, out_dir: str, command: str, settings: dict,
             f"{t['loss_at_target_with_transferred_lr']:.3f} | {t['best_loss_at_target']:.3f} | "
             f"{t['penalty']:+.3f} | {t['max_shift_steps']:g} |"
         )
+    lrs = sorted({lr for p in pars for pts in summary["curves"][p].values() for lr, _ in pts})
+    step = min((b - a for a, b in zip(lrs, lrs[1:])), default=1.0)
+    lines += ["", "## Verdict (computed from the table)", ""]
+    for p in pars:
+        t = summary["transfer"][p]
+        name = "SP" if p == "sp" else "µP"
+        best_lrs = [summary["best"][p][w][0] for w in widths]
+        spread = (max(best_lrs) - min(best_lrs)) / step
+        lines.append(
+            f"- {name}: best log2 LR per width {', '.join(f'{x:g}' for x in best_lrs)} — spread {spread:g} grid "
+            f"step(s) ({'within one step' if spread <= 1 else 'moves by more than one step'}); training width "
+            f"{t['target_width']} with the LR tuned at width {t['base_width']} costs {t['penalty']:+.3f} nats/byte "
+            f"against that width's own best."
+        )
     small, large = widths[0], widths[-1]
     nl = settings.get("n_layers", 2)
     flops_ratio = lm_params(large, nl) / lm_params(small, nl)
@@ -269,7 +283,8 @@ def write_report(summary: dict, out_dir: str, command: str, settings: dict,
         "",
         f"A learning-rate sweep at width {small} instead of width {large}: the same number of runs and tokens, "
         f"{flops_ratio:.1f}× fewer parameters, so ≈{flops_ratio:.1f}× fewer training FLOPs (6·N·D); "
-        f"measured CPU time of the sweep here: {s_small:.0f} s at width {small} vs {s_large:.0f} s at width "
+        f"summed wall time of the sweep runs here (1 thread each, 2-core machine shared with other jobs): "
+        f"{s_small:.0f} s at width {small} vs {s_large:.0f} s at width "
         f"{large} ({s_large / max(s_small, 1e-9):.1f}× — small models are overhead-bound on a CPU, so the "
         f"ratios differ). Sweep cost saved: "
         f"{100 * (1 - s_small / max(s_large, 1e-9)):.0f} % of the measured time, "
