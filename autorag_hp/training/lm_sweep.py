@@ -275,6 +275,7 @@ def write_report(summary: dict, out_dir: str, command: str, settings: dict,
     small, large = widths[0], widths[-1]
     nl = settings.get("n_layers", 2)
     flops_ratio = lm_params(large, nl) / lm_params(small, nl)
+    n_runs = len(summary["curves"][pars[0]].get(small, [])) * max(1, summary["n_seeds"])
     s_small = sum(v for k, v in summary["seconds"].items() if k.endswith(f"/{small}"))
     s_large = sum(v for k, v in summary["seconds"].items() if k.endswith(f"/{large}"))
     lines += [
@@ -289,6 +290,11 @@ def write_report(summary: dict, out_dir: str, command: str, settings: dict,
         f"ratios differ). Sweep cost saved: "
         f"{100 * (1 - s_small / max(s_large, 1e-9)):.0f} % of the measured time, "
         f"{100 * (1 - 1 / flops_ratio):.0f} % of the FLOPs.",
+        "",
+        f"End to end, µTransfer = the {n_runs}-run sweep at width {small} + one training run at width {large}, "
+        f"against the same {n_runs}-run sweep at width {large}: {n_runs}/{flops_ratio:.1f} + 1 = "
+        f"{n_runs / flops_ratio + 1:.2f} width-{large} run equivalents instead of {n_runs}, i.e. "
+        f"{100 * (1 - (n_runs / flops_ratio + 1) / n_runs):.0f} % of the tuning FLOPs saved.",
         "",
     ]
     if slopes:
