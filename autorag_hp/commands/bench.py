@@ -52,7 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="comma-separated: grid and registered policy names; NAME@observed ranks by observed mean")
     p.add_argument("--w", default="0.1,0.5,0.9", help="reward weights w of r = w·acc − (1−w)·tokens/t_max")
     p.add_argument("--metric", default="answer_contains_reference", help="the accuracy metric of the reward")
-    p.add_argument("--threshold", type=float, default=0.5, help="acc = +1 when metric ≥ threshold, else −1")
+    p.add_argument("--threshold", default="0.5",
+                   help="acc = +1 when metric ≥ threshold, else −1; 'median': the metric's median over the table's "
+                        "cells (half the answers count as correct: a graded metric such as token_f1 made binary)")
     p.add_argument("--t-max", type=float, default=1000.0, help="token normaliser t_max")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--batch", type=int, default=4, help="questions per decision (the paper's B = 4)")
@@ -107,8 +109,15 @@ def run(args: argparse.Namespace) -> int:
 
         write_snapshot(args.table, args.snapshot, table, name=args.table_name)
         source += f" (frozen as `{args.snapshot}`)"
+    if str(args.threshold) == "median":
+        import numpy as np
+
+        args.threshold = float(np.median(table._metric(args.metric)))
+        print(f"threshold: median {args.metric} = {args.threshold:.4f}", file=sys.stderr)
+    args.threshold = float(args.threshold)
     rewards = {f"w={w:g}": PaperReward(w=w, metric=args.metric, threshold=args.threshold, t_max=args.t_max)
                for w in _floats(args.w)}
+    source += f"; reward metric `{args.metric}` ≥ {args.threshold:.4g} counts as correct, t_max = {args.t_max:g}"
     n = int(round(args.max_budget / args.step))
     fractions = [round(args.step * i, 6) for i in range(1, n + 1)]
     start = time.perf_counter()
