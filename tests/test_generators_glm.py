@@ -103,3 +103,18 @@ def test_pipeline_runs_with_local_generator(tmp_path):
     assert ans.contexts and ans.contexts[0].source == "paris"
     assert "Paris" in ans.text
     assert ans.prompt_tokens > 0 and 1 <= ans.completion_tokens <= 16
+
+
+@pytest.mark.slow
+def test_tiny_glm_with_torch_compile(tmp_path, smol_dir):
+    """torch.compile on the CPU (inductor needs a C++ compiler); slow because the first calls compile."""
+    import torch
+
+    torch.set_num_threads(1)
+    from autorag_hp.generators import LocalGenerator
+
+    path = _tiny("glm", tmp_path / "glm", smol_dir)
+    eager = LocalGenerator(path, dtype="float32", threads=1).generate(FRANCE, max_new_tokens=4)
+    compiled = LocalGenerator(path, dtype="float32", threads=1, compile=True)
+    assert compiled.plan.compile
+    assert compiled.generate(FRANCE, max_new_tokens=4).text == eager.text
