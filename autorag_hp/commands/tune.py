@@ -23,7 +23,7 @@ DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "python_d
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", default=str(DEFAULT_PIPELINE), help="pipeline YAML (default: %(default)s)")
+    p.add_argument("--pipeline", default="pipelines/python_docs.yaml", help="pipeline YAML (default: %(default)s)")
     p.add_argument("--policy", default="hier_ucb", help="bandit policy (hier_ucb, ucb, thompson, random, grid, ...)")
     p.add_argument("--questions", type=int, default=200,
                    help="questions to stream (the question set is shuffled and repeated as needed)")
@@ -88,7 +88,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["progress"] = True
     try:
         t_load = time.perf_counter()
-        pipe = load_pipeline(args.pipeline, corpus=args.corpus, questions=args.qa, **overrides)
+        spec = Path(args.pipeline)
+        if not spec.exists() and args.pipeline == "pipelines/python_docs.yaml" and DEFAULT_PIPELINE.exists():
+            spec = DEFAULT_PIPELINE  # run from outside the repository checkout
+        pipe = load_pipeline(spec, corpus=args.corpus, questions=args.qa, **overrides)
         items = pipe.questions()
         if not items:
             raise AutoRAGHPError("no questions: give --qa FILE.jsonl with your corpus")
