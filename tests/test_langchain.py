@@ -122,3 +122,21 @@ def test_factory_with_non_scalar_values(pipe):
     assert sorted(len(o.output) for o in outs) == [1, 2]
     assert all(isinstance(c["search_kwargs"], dict) for c in built)
     assert all(str(o.config["search_kwargs"]).startswith("#") for o in outs)
+
+
+@pytest.mark.slow
+def test_wraps_a_chain_with_a_real_local_chat_model(pipe):
+    import torch
+
+    from autorag_hp.generators import ChatLocalGenerator, default_generator
+
+    torch.set_num_threads(2)
+    llm = ChatLocalGenerator(generator=default_generator(threads=2), max_new_tokens=8).configurable_fields(
+        temperature=ConfigurableField(id="temperature"))
+    retriever = RAGRetriever(pipeline=pipe).configurable_fields(top_k=ConfigurableField(id="top_k"))
+    chain = ({"context": retriever | RunnableLambda(lambda ds: "\n".join(d.page_content for d in ds)),
+              "question": RunnablePassthrough()} | _prompt() | llm | StrOutputParser())
+    assert set(discover_knobs(chain)) == {"temperature", "top_k", "prompt"}
+    tuned = tune_chain(chain, {"temperature": [0.0, 0.7], "top_k": [1, 2]}, policy="random", seed=0)
+    out = tuned.invoke("Are tuples immutable?")
+    assert isinstance(out.output, str) and out.output.strip()
