@@ -272,3 +272,17 @@ def test_langchain_stream_and_bad_params(smol):
     assert total.usage_metadata["output_tokens"] >= 1
     with pytest.raises(ValueError, match="temperature must be"):
         ChatLocalGenerator(generator=smol, temperature=-1).invoke("hi")
+
+
+def test_gguf_paths_resolve_to_one_cached_copy(tmp_path):
+    from autorag_hp.generators.local import convert_gguf, default_gguf_path, resolve_model
+
+    gguf = default_gguf_path()
+    assert resolve_model(None) == (gguf, "gguf")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "smol.gguf").symlink_to(gguf)
+    path, kind = resolve_model(folder)  # a folder holding exactly one .gguf
+    assert kind == "gguf" and path.name == "smol.gguf"
+    # Same content -> the same converted copy (fingerprint of size + first/last MiB), no second conversion.
+    assert convert_gguf(path) == convert_gguf(gguf)

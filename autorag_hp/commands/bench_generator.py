@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
     qitems = items[: args.quality_prompts]
     prompts = [_short_messages(it) for it in qitems]
     outs = {}
-    for name in tqdm(["fp32", *quality_names], desc="quality: greedy outputs", file=sys.stderr):
+    for name in tqdm(["fp32", *quality_names] if prompts else [], desc="quality: greedy outputs", file=sys.stderr):
         texts = []
         for i in range(0, len(prompts), 10):
             texts += [g.text for g in gens[name].generate_batch(prompts[i : i + 10], max_new_tokens=args.new_tokens)]

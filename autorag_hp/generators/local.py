@@ -138,9 +138,14 @@ def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | No
     """
     gguf_path = Path(gguf_path)
     root = cache_root(cache_dir)
-    target = root / f"{gguf_path.stem}-{_fingerprint(gguf_path)}"
+    fp = _fingerprint(gguf_path)
+    target = root / f"{gguf_path.stem}-{fp}"
     if (target / CONVERTED_MARKER).is_file():
         return target
+    # The same file under another name (a copy or a link) was converted already: reuse that copy.
+    for other in sorted(root.glob(f"*-{fp}")) if root.is_dir() else []:
+        if (other / CONVERTED_MARKER).is_file():
+            return other
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
