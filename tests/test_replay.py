@@ -147,7 +147,7 @@ def test_run_bench_caps_slow_methods_and_reports_nan_beyond():
 
 def test_additive_lucb_beats_hier_ucb_on_a_synthetic_table():
     """Statistical claim, fixed seeds, with a margin: on a 54-configuration table with additive effects and
-    small interactions, at 20 % of grid's calls, mean Recall@5 over 6 seeds is higher by at least 0.1 (measured: 0.63 vs 0.47)."""
+    small interactions, at 20 % of grid's calls, mean Recall@5 over 6 seeds is higher by at least 0.15 (measured: 0.77 vs 0.47)."""
     space = SearchSpace({"retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5],
                                        "embedding": ["bm25", "minilm", "e5"]},
                          "generation": {"prompt": ["a", "b"]}})
@@ -156,7 +156,7 @@ def test_additive_lucb_beats_hier_ucb_on_a_synthetic_table():
     def recall(name):
         return np.mean([replay(R, space, name, batch=4, seed=s, fractions=[0.2])["recall@5"][0] for s in range(6)])
 
-    assert recall("additive_lucb") >= recall("hier_ucb") + 0.1
+    assert recall("additive_lucb") >= recall("hier_ucb") + 0.15
 
 
 def test_live_run_on_a_real_pipeline_agrees_with_the_replay_of_its_grid(tmp_path):
