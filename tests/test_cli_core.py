@@ -52,6 +52,6 @@ def test_import_rejects_malformed_lines(tmp_path, capsys):
 
 
 def test_demo_runs(capsys):
-    assert main(["demo", "--seeds", "1", "--policies", "random,hier_ucb"]) == 0
+    assert main(["demo", "--synthetic", "--seeds", "1", "--policies", "random,hier_ucb"]) == 0
     out = capsys.readouterr().out
     assert "hier_ucb" in out and "Recall@5" in out
