@@ -119,6 +119,10 @@ class Storage(ABC):
         """Expire every pending trial whose deadline passed; append an ``expire`` event for each."""
 
     @abstractmethod
+    def expire_trial(self, study: str, trial_id: str, now: float) -> None:
+        """Expire one pending trial now (used when importing a log); a no-op if it is not pending."""
+
+    @abstractmethod
     def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with sequence number greater than ``after``, in order."""
 

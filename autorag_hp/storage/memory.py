@@ -108,7 +108,7 @@ class MemoryStorage(Storage):
                     out.append(tr)
             return out
 
-    def _expire_one(self, study: str, trial_id: str, now: float) -> None:
+    def expire_trial(self, study: str, trial_id: str, now: float) -> None:
         with self._lock:
             st = self._study(study)
             tr = st.trials[trial_id]

@@ -41,10 +41,6 @@ def import_into(storage: Storage, study: str, events: Iterable[Event]) -> int:
         elif ev.kind == REPORT:
             storage.report(study, ev.trial_id, float(ev.reward), ev.time)
         elif ev.kind == EXPIRE:
-            _force_expire(storage, study, ev)
+            storage.expire_trial(study, ev.trial_id, ev.time)
         n += 1
     return n
-
-
-def _force_expire(storage: Storage, study: str, ev: Event) -> None:
-    storage._expire_one(study, ev.trial_id, ev.time)  # type: ignore[attr-defined]

@@ -305,7 +305,7 @@ class SQLStorage(Storage):
                 out.append(tr._replace(state=EXPIRED))
             return out
 
-    def _expire_one(self, study: str, trial_id: str, now: float) -> None:
+    def expire_trial(self, study: str, trial_id: str, now: float) -> None:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
             self._write_lock(conn, sid)
