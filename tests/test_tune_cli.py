@@ -14,7 +14,7 @@ from autorag_hp.tuner import Tuner
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("tune")
-    docs = [x for x in load_bundled_corpus() if x.id.startswith("faq/general.rst")]
+    docs = [x for x in load_bundled_corpus("python_docs_faq") if x.id.startswith("faq/general.rst")]
     ids = {x.id for x in docs}
     qs = [q for q in load_bundled_questions() if q.sources[0] in ids]
     (d / "corpus.jsonl").write_text("".join(json.dumps({"id": x.id, "text": x.text}) + "\n" for x in docs))

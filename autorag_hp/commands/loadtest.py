@@ -29,7 +29,7 @@ SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("load", "kill", "pg-restart", "all"), default="load")
     p.add_argument("--storage", default="postgresql://postgres@127.0.0.1:5432/test")
-    p.add_argument("--pipeline", default="pipelines/python_docs.yaml")
+    p.add_argument("--pipeline", default="pipelines/python_docs_faq.yaml")
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
     p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")
@@ -174,7 +174,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     d50, s50 = pct(direct, 50), pct(seq["lat_ask"], 50)
     out = {
         "mode": "load", "storage": args.storage.split("@")[-1], "replicas": args.replicas, "clients": args.clients,
-        "pipeline": "python_docs, generator=extractive (retrieval only: the answer is the best passage), bm25",
+        "pipeline": "python_docs_faq, generator=extractive (retrieval only: the answer is the best passage), bm25",
         "space": SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
         "wall_s": round(load["wall_s"], 3),
         "requests_per_s": round(n_req / load["wall_s"], 1),

@@ -1,9 +1,17 @@
-"""Corpora and question sets: the bundled Python-docs FAQ benchmark and loaders for a user's own data.
+"""Corpora and question sets: the bundled Python-docs benchmark and loaders for a user's own data.
 
 A corpus is a list of :class:`Document` (``id``, ``text``); questions are :class:`~autorag_hp.types.QAItem`.
 
->>> docs = load_bundled_corpus("python_docs")
->>> qs = load_bundled_questions("python_docs")
+Bundled data (Debian's ``python3.11-doc``, PSF licence; questions are the FAQ headings that end in "?"):
+
+- ``python_docs``: every ``.rst.txt`` source of the Python 3.11 documentation (497 files, 11 MB of text). FAQ
+  files are split into sections (id ``faq/<file>.rst#<slug>``, question headings left out of the text);
+  every other file is one document (id = its path, e.g. ``library/os.rst``);
+- ``python_docs_faq``: the FAQ sections only (189 documents) with the same questions: the small, fast slice
+  that ``make demo``, the tests and the ground-truth grid use.
+
+>>> docs = load_bundled_corpus("python_docs_faq")
+>>> qs = load_bundled_questions("python_docs_faq")
 >>> len(qs) > 150 and all(q.sources[0] in {d.id for d in docs} for q in qs)
 True
 
@@ -31,8 +39,10 @@ from autorag_hp.types import QAItem
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst", ".html", ".htm")
+# name -> (corpus file, questions file, id prefix that selects the slice or "" for all)
 BUNDLED = {
-    "python_docs": ("python_docs_faq.corpus.jsonl.gz", "python_docs_faq.qa.jsonl.gz"),
+    "python_docs": ("python_docs.corpus.jsonl.gz", "python_docs.qa.jsonl.gz", ""),
+    "python_docs_faq": ("python_docs.corpus.jsonl.gz", "python_docs.qa.jsonl.gz", "faq/"),
 }
 
 
@@ -103,68 +113,98 @@ def slug(text: str) -> str:
     return s[:80] or "section"
 
 
-def python_faq_documents(sources_dir: str | Path) -> tuple[list[Document], list[QAItem]]:
-    """Build the FAQ benchmark from a Sphinx ``_sources`` folder (Debian: ``/usr/share/doc/python3.11/html/_sources``).
+def _faq_sections(path: Path, rel: str) -> tuple[list[Document], list[QAItem]]:
+    docs: list[Document] = []
+    questions: list[QAItem] = []
+    seen: dict[str, int] = {}
+    for heading, body in rst_sections(path.read_text(encoding="utf-8")):
+        body = clean_rst(body)
+        if not body or body.startswith(".. only::") and len(body) < 60:
+            continue
+        s = slug(heading) if heading else "intro"
+        seen[s] = seen.get(s, 0) + 1
+        if seen[s] > 1:
+            s = f"{s}-{seen[s]}"
+        doc_id = f"{rel}#{s}"
+        docs.append(Document(doc_id, body, {"file": rel, "section": heading}))
+        if heading.endswith("?"):
+            questions.append(QAItem(question=heading, answer=body, sources=(doc_id,), id=doc_id))
+    return docs, questions
 
-    Each FAQ section becomes a document ``faq/<file>.rst#<slug>`` holding its body only: question headings are
-    kept out of the indexed text, so retrieval must match a question to its answer, not to itself.
+
+def python_docs_documents(
+    sources_dir: str | Path, faq_only: bool = False
+) -> tuple[list[Document], list[QAItem]]:
+    """Build the benchmark from a Sphinx ``_sources`` folder (Debian: ``/usr/share/doc/python3.11/html/_sources``).
+
+    Corpus: every ``.rst.txt`` file (only ``faq/`` with ``faq_only``). Each FAQ section becomes a document
+    ``faq/<file>.rst#<slug>`` holding its body only: question headings are kept out of the indexed text, so
+    retrieval must match a question to its answer, not to itself. Every other file is one document whose id is
+    its path without ``.txt``. Questions: the FAQ headings that end in "?", gold source = their section.
     """
     root = Path(sources_dir)
-    files = sorted((root / "faq").glob("*.rst.txt"))
-    if not files:
+    faq_files = sorted((root / "faq").glob("*.rst.txt"))
+    if not faq_files:
         raise CorpusError(
             f"no faq/*.rst.txt under {str(root)!r}; install Debian's python3.11-doc "
             "(apt-get install python3.11-doc) or pass the folder that holds the Sphinx _sources"
         )
+    files = faq_files if faq_only else sorted(root.rglob("*.rst.txt"), key=lambda f: f.relative_to(root).as_posix())
     docs: list[Document] = []
     questions: list[QAItem] = []
     for path in files:
-        rel = "faq/" + path.name.removesuffix(".txt")
-        seen: dict[str, int] = {}
-        for heading, body in rst_sections(path.read_text(encoding="utf-8")):
-            body = clean_rst(body)
-            if not body or body.startswith(".. only::") and len(body) < 60:
-                continue
-            s = slug(heading) if heading else "intro"
-            seen[s] = seen.get(s, 0) + 1
-            if seen[s] > 1:
-                s = f"{s}-{seen[s]}"
-            doc_id = f"{rel}#{s}"
-            docs.append(Document(doc_id, body, {"file": rel, "section": heading}))
-            if heading.endswith("?"):
-                questions.append(QAItem(question=heading, answer=body, sources=(doc_id,), id=doc_id))
+        rel = path.relative_to(root).as_posix().removesuffix(".txt")
+        if rel.startswith("faq/"):
+            d, q = _faq_sections(path, rel)
+            docs += d
+            questions += q
+            continue
+        text = clean_rst(path.read_text(encoding="utf-8"))
+        if text:
+            docs.append(Document(rel, text, {"file": rel}))
     return docs, questions
 
 
+def python_faq_documents(sources_dir: str | Path) -> tuple[list[Document], list[QAItem]]:
+    """The FAQ-only slice of :func:`python_docs_documents`."""
+    return python_docs_documents(sources_dir, faq_only=True)
+
+
 def write_bundled(sources_dir: str | Path, out_dir: str | Path = DATA_DIR) -> tuple[Path, Path]:
-    """(Re)build the bundled ``python_docs`` files from a Sphinx ``_sources`` folder."""
-    docs, questions = python_faq_documents(sources_dir)
+    """(Re)build the bundled ``python_docs`` files from a Sphinx ``_sources`` folder.
+
+    ``python -c "from autorag_hp.rag.data import write_bundled; write_bundled('/usr/share/doc/python3.11/html/_sources')"``
+    """
+    docs, questions = python_docs_documents(sources_dir)
     out = Path(out_dir)
-    corpus_name, qa_name = BUNDLED["python_docs"]
+    corpus_name, qa_name, _ = BUNDLED["python_docs"]
     cpath, qpath = out / corpus_name, out / qa_name
-    with gzip.GzipFile(cpath, "wb", mtime=0) as f:
+    with gzip.GzipFile(cpath, "wb", compresslevel=9, mtime=0) as f:
         for d in docs:
             f.write((json.dumps({"id": d.id, "text": d.text, **d.meta}, ensure_ascii=False) + "\n").encode())
-    with gzip.GzipFile(qpath, "wb", mtime=0) as f:
+    with gzip.GzipFile(qpath, "wb", compresslevel=9, mtime=0) as f:
         for q in questions:
             row = {"id": q.id, "question": q.question, "answer": q.answer, "sources": list(q.sources)}
             f.write((json.dumps(row, ensure_ascii=False) + "\n").encode())
     return cpath, qpath
 
 
-def _bundled(name: str, which: int) -> Path:
+def _bundled(name: str) -> tuple[str, str, str]:
     try:
-        return DATA_DIR / BUNDLED[name][which]
+        return BUNDLED[name]
     except KeyError:
         raise CorpusError(f"no bundled data set {name!r}; bundled: {sorted(BUNDLED)}") from None
 
 
 def load_bundled_corpus(name: str = "python_docs") -> list[Document]:
-    return load_corpus(_bundled(name, 0))
+    """A bundled corpus: ``python_docs`` (all 497 sources) or ``python_docs_faq`` (FAQ sections only)."""
+    corpus_file, _, prefix = _bundled(name)
+    docs = load_corpus(DATA_DIR / corpus_file)
+    return [d for d in docs if d.id.startswith(prefix)] if prefix else docs
 
 
 def load_bundled_questions(name: str = "python_docs") -> list[QAItem]:
-    return load_questions(_bundled(name, 1))
+    return load_questions(DATA_DIR / _bundled(name)[1])
 
 
 # --------------------------------------------------------------------------------------------------------
