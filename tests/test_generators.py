@@ -56,6 +56,8 @@ def test_explicit_choices_are_honoured():
     with pytest.raises(ValueError, match="native bf16"):
         plan_acceleration(AVX2_ONLY, quantize="int8-weight")
     assert plan_acceleration(AVX2_ONLY, quantize="int8-weight", dtype="bfloat16").dtype == "bfloat16"
+    legacy = plan_acceleration(AVX2_ONLY, quantize="int8-dynamic")
+    assert legacy.dtype == "float32" and any("legacy" in r for r in legacy.reasons)
 
 
 @pytest.mark.parametrize(

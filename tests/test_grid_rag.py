@@ -44,3 +44,23 @@ def test_grid_with_the_local_llm(tmp_path):
     s2 = run_grid(SPEC, tmp_path / "g.sqlite", space=space, questions=2, progress=False, log=lambda m: None,
                   pipeline_kwargs={"generator": {"type": "local", "quantize": "int8", "threads": 2}})
     assert s2["llm_calls_now"] == 0  # resumed: nothing recomputed
+
+
+def test_the_ground_truth_grid_is_reproducible_from_its_suite():
+    """eval/suites/python_docs_llm.yaml is what made eval/results/grid_python_docs.*: the live check relies on it."""
+    import gzip
+    import json
+
+    from autorag_hp.rag.pipeline import load_pipeline
+
+    with gzip.open(ROOT / "eval" / "results" / "grid_python_docs.jsonl.gz", "rt", encoding="utf-8") as f:
+        next(f)  # _meta
+        rows = [json.loads(next(f)) for _ in range(2)]  # bm25, chunk 256, top 1: the cheapest index
+    pipe = load_pipeline(str(ROOT / "eval" / "suites" / "python_docs_llm.yaml"))
+    items = {q.id: q for q in pipe.questions()}
+    for row in rows:
+        assert row["config"]["embedding"] == "bm25"
+        answer = pipe.run(items[row["question_id"]].question, row["config"])
+        assert [c.source for c in answer.contexts] == [c[0] for c in row["contexts"]]
+        assert (answer.text, answer.prompt_tokens, answer.completion_tokens) == (
+            row["answer"], row["prompt_tokens"], row["completion_tokens"])

@@ -198,7 +198,9 @@ class LocalGenerator:
         ChatGLM-6B/2/3 need ``trust_remote_code=True``).
     dtype: ``"auto"`` (bf16 on CPUs with AMX or AVX-512-BF16, else fp32), ``"float32"`` or ``"bfloat16"``.
     bf16_mode: ``"weights"`` (cast weights to bf16) or ``"autocast"`` (fp32 weights, bf16 autocast).
-    quantize: ``None`` or ``"int8"`` (dynamic int8 quantization of every ``nn.Linear``).
+    quantize: ``None``, ``"int8"`` (every ``nn.Linear`` as int8 weights x per-token int8 activations),
+        ``"int8-weight"`` (int8 weights, bf16 compute) or ``"int8-dynamic"`` (torch.ao per-tensor dynamic int8:
+        legacy and low quality, only to reproduce answers made with it, e.g. the ground-truth grid).
     compile: wrap the forward pass in ``torch.compile`` (needs a C++ compiler; first calls are slow).
     threads: torch intra-op threads (process-wide); ``None`` = one per physical core.
     ipex: ``None`` use IPEX if installed and matching torch; ``False`` never; ``True`` require it.
