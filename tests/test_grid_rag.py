@@ -15,7 +15,6 @@ SPEC = str(ROOT / "pipelines" / "python_docs_faq.yaml")
 
 
 def test_grid_on_the_real_pipeline_with_extractive_generator(tmp_path):
-    pytest.importorskip("rank_bm25")
     space = SearchSpace({"retrieval": {"chunk_size": [256, 512], "top_k": [1, 3], "embedding": ["bm25"]},
                          "generation": {"prompt": ["concise", "cite"], "temperature": [0.0]}})
     out = tmp_path / "grid.sqlite"

@@ -78,6 +78,21 @@ def test_bundled_benchmark_keeps_questions_out_of_the_indexed_text():
     assert not [q.question for q in qs if q.question in text], "a question heading leaked into the indexed text"
 
 
+def test_sparse_bm25_equals_rank_bm25_exactly():
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    from autorag_hp.rag.chunking import split_documents
+    from autorag_hp.rag.index import BM25Retriever, tokenize
+
+    chunks = split_documents(load_bundled_corpus("python_docs_faq")[:60], 256, 64)
+    ref, ours = BM25Okapi([tokenize(c.text) or ["\0"] for c in chunks]), BM25Retriever(chunks)
+    queries = [q.question for q in load_bundled_questions("python_docs_faq")[:40]] + ["list list dict", "zzzunknown"]
+    for q in queries:
+        assert np.array_equal(np.asarray(ref.get_scores(tokenize(q)), dtype=np.float64), ours.scores(q)), q
+    assert ours.search("the a of", 3) == []  # stop words only: no tokens, no hits
+
+
 def test_faq_slice_is_the_faq_part_of_the_whole_docs():
     full = {d.id: d for d in load_bundled_corpus("python_docs")}
     faq = load_bundled_corpus("python_docs_faq")
