@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-questions", type=int, default=None, help="use only the first N complete questions")
     p.add_argument("--synthetic-questions", type=int, default=175)
     p.add_argument("--synthetic-seed", type=int, default=0)
+    p.add_argument("--synthetic-effect", type=float, default=0.25,
+                   help="sd of the per-value quality effects; larger = configurations further apart = easier")
+    p.add_argument("--synthetic-interaction", type=float, default=0.05, help="sd of the pairwise interactions")
     p.add_argument("--policies", default=DEFAULT_POLICIES,
                    help="comma-separated: grid and registered policy names; NAME@observed ranks by observed mean")
     p.add_argument("--w", default="0.1,0.5,0.9", help="reward weights w of r = w·acc − (1−w)·tokens/t_max")
@@ -97,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
         space = SearchSpace({"retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5],
                                            "embedding": ["bm25", "minilm", "e5"]},
                              "generation": {"prompt": ["concise", "cite", "stepwise"], "temperature": [0.0, 0.7]}})
-        table = ReplayTable.synthetic(space, n_questions=args.synthetic_questions, seed=args.synthetic_seed)
-        source = f"synthetic (seed {args.synthetic_seed}, additive effects + interactions, known ground truth)"
+        table = ReplayTable.synthetic(space, n_questions=args.synthetic_questions, seed=args.synthetic_seed,
+                                      effect=args.synthetic_effect, interaction=args.synthetic_interaction)
+        source = (f"synthetic (seed {args.synthetic_seed}, additive effects sd {args.synthetic_effect:g} + "
+                  f"interactions sd {args.synthetic_interaction:g}, known ground truth)")
     else:
         table = ReplayTable.load(args.table, name=args.table_name, fix=fix or None, max_questions=args.max_questions)
         source = f"`{args.table}`" + (f" restricted to {fix}" if fix else "")
