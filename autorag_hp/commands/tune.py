@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(stream), desc="tuning", unit="q", disable=not show, file=sys.stderr,
                dynamic_ncols=True, mininterval=0.5)
     rewards: list[float] = []
+    first_s = 0.0
     llm_calls = tokens = 0
     t0 = time.perf_counter()
     try:
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             r = float(reward_fn(answer, item))
             tuner.report(trial.id, r)
             rewards.append(r)
+            if len(rewards) == 1:
+                first_s = time.perf_counter() - t0  # includes lazy index builds and model loads
             llm_calls += answer.llm_calls
             tokens += answer.total_tokens
             if show:
@@ -154,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
         "seconds": round(elapsed, 2),
         "seconds_per_question": round(elapsed / len(rewards), 3) if rewards else None,
+        "seconds_first_question": round(first_s, 2) if rewards else None,
+        "seconds_per_question_after_first": (round((elapsed - first_s) / (len(rewards) - 1), 3)
+                                             if len(rewards) > 1 else None),
         "setup_seconds": round(load_s, 2),
         "llm_calls": llm_calls,
         "total_tokens": tokens,
@@ -168,8 +174,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     mr = summary["mean_reward"]
-    print(f"\nTuned {pipe.name!r} with {args.policy} on {len(rewards)} questions "
-          f"({len(items)} distinct) in {elapsed:.1f} s ({summary['seconds_per_question']} s/question), "
+    print(f"\nTuned {pipe.name!r} with {args.policy} on {len(rewards)} questions (of {len(items)} available) in "
+          f"{elapsed:.1f} s: {summary['seconds_per_question']} s/question, of which the first took {first_s:.1f} s "
+          f"(index builds, model loads) and the rest {summary['seconds_per_question_after_first']} s each; "
           f"{llm_calls} LLM calls, {tokens} tokens.")
     print(f"Mean reward {mr:+.3f}; tried {summary['configurations_tried']} of {pipe.space.size} configurations. "
           f"Reward: {reward_desc}.")
