@@ -18,24 +18,13 @@ DEMO_SPACE = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", action="store_true", help="replay the policies on a synthetic table instead")
-    p.add_argument("--pipeline", default=None, help="pipeline YAML (default: pipelines/demo.yaml)")
+    p.add_argument("--pipeline", default="pipelines/demo.yaml", help="pipeline YAML (default: %(default)s)")
     p.add_argument("--questions", type=int, default=48, help="questions to stream through the pipeline")
     p.add_argument("--policies", default="grid,random,ucb,thompson,epsilon_greedy,hier_ucb,hier_ts")
     p.add_argument("--budget", type=float, default=0.2, help="share of grid search's evaluations (default 0.2)")
     p.add_argument("--batch", type=int, default=None, help="questions per decision (synthetic: 4 as in the paper; live: 2)")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--noise", type=float, default=0.3)
-
-
-def _pipeline_path(arg: str | None) -> str:
-    from pathlib import Path
-
-    if arg:
-        return arg
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        if (base / "pipelines" / "demo.yaml").exists():
-            return str(base / "pipelines" / "demo.yaml")
-    raise FileNotFoundError("pipelines/demo.yaml not found; pass --pipeline")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     print("autorag-hp demo: tuning the bundled Python-FAQ RAG pipeline online with Hier-UCB")
     print("(first run builds the BM25 and MiniLM indexes and converts SmolLM2 once; later runs reuse the cache)\n")
-    return main(["tune", "--pipeline", _pipeline_path(args.pipeline), "--policy", "hier_ucb",
+    return main(["tune", "--pipeline", args.pipeline, "--policy", "hier_ucb",
                  "--questions", str(args.questions), "--batch-size", str(args.batch or 2), "--seed", "0", "--top", "5"])
 
 

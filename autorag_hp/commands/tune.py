@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "python_docs.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         t_load = time.perf_counter()
         spec = Path(args.pipeline)
-        if not spec.exists() and args.pipeline == "pipelines/python_docs.yaml" and DEFAULT_PIPELINE.exists():
-            spec = DEFAULT_PIPELINE  # run from outside the repository checkout
+        if not spec.exists() and not spec.is_absolute() and (REPO_ROOT / spec).exists():
+            spec = REPO_ROOT / spec  # a bundled pipelines/*.yaml, run from outside the repository checkout
         pipe = load_pipeline(spec, corpus=args.corpus, questions=args.qa, **overrides)
         items = pipe.questions()
         if not items:

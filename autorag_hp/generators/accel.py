@@ -215,15 +215,10 @@ def apply_plan(model, plan: AccelerationPlan):
         from .int8 import int8_kernels_available, quantize_linears
 
         model = model.float() if plan.quantize != "int8-weight" else model.to(torch.bfloat16)
-        if plan.quantize == "int8-dynamic":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated
-                from torch.ao.quantization import quantize_dynamic
-
-                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        elif int8_kernels_available():
+        native = plan.quantize != "int8-dynamic" and int8_kernels_available()
+        if native:
             quantize_linears(model, plan.quantize)
-        elif plan.quantize == "int8":  # pragma: no cover - torch builds without torch._int_mm
+        elif plan.quantize != "int8-weight":  # the legacy option, or torch builds without torch._int_mm
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.ao dynamic quantization is deprecated
                 from torch.ao.quantization import quantize_dynamic

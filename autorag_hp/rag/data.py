@@ -132,24 +132,22 @@ def _faq_sections(path: Path, rel: str) -> tuple[list[Document], list[QAItem]]:
     return docs, questions
 
 
-def python_docs_documents(
-    sources_dir: str | Path, faq_only: bool = False
-) -> tuple[list[Document], list[QAItem]]:
+def python_docs_documents(sources_dir: str | Path) -> tuple[list[Document], list[QAItem]]:
     """Build the benchmark from a Sphinx ``_sources`` folder (Debian: ``/usr/share/doc/python3.11/html/_sources``).
 
-    Corpus: every ``.rst.txt`` file (only ``faq/`` with ``faq_only``). Each FAQ section becomes a document
+    Corpus: every ``.rst.txt`` file. Each FAQ section becomes a document
     ``faq/<file>.rst#<slug>`` holding its body only: question headings are kept out of the indexed text, so
     retrieval must match a question to its answer, not to itself. Every other file is one document whose id is
     its path without ``.txt``. Questions: the FAQ headings that end in "?", gold source = their section.
     """
     root = Path(sources_dir)
-    faq_files = sorted((root / "faq").glob("*.rst.txt"))
-    if not faq_files:
+    has_faq = any((root / "faq").glob("*.rst.txt"))
+    if not has_faq:
         raise CorpusError(
             f"no faq/*.rst.txt under {str(root)!r}; install Debian's python3.11-doc "
             "(apt-get install python3.11-doc) or pass the folder that holds the Sphinx _sources"
         )
-    files = faq_files if faq_only else sorted(root.rglob("*.rst.txt"), key=lambda f: f.relative_to(root).as_posix())
+    files = sorted(root.rglob("*.rst.txt"), key=lambda f: f.relative_to(root).as_posix())
     docs: list[Document] = []
     questions: list[QAItem] = []
     for path in files:
@@ -163,11 +161,6 @@ def python_docs_documents(
         if text:
             docs.append(Document(rel, text, {"file": rel}))
     return docs, questions
-
-
-def python_faq_documents(sources_dir: str | Path) -> tuple[list[Document], list[QAItem]]:
-    """The FAQ-only slice of :func:`python_docs_documents`."""
-    return python_docs_documents(sources_dir, faq_only=True)
 
 
 def write_bundled(sources_dir: str | Path, out_dir: str | Path = DATA_DIR) -> tuple[Path, Path]:

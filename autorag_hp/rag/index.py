@@ -123,9 +123,10 @@ class BM25Retriever:
         m.sort_indices()
         self._indptr, self._indices, self._data = m.indptr, m.indices, m.data
 
-    def scores(self, query: str) -> np.ndarray:
+    def scores(self, query: str | list[str]) -> np.ndarray:
+        """BM25 score of every chunk for ``query`` (text, or its :func:`tokenize` tokens)."""
         scores = np.zeros(self.n)
-        for tok in tokenize(query):  # repeated query terms count again, as in BM25Okapi
+        for tok in tokenize(query) if isinstance(query, str) else query:  # repeats count again, as in BM25Okapi
             t = self.vocab.get(tok)
             if t is not None:
                 s, e = self._indptr[t], self._indptr[t + 1]
@@ -133,9 +134,8 @@ class BM25Retriever:
         return scores
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        if not tokenize(query):
-            return []
-        return _top(self.scores(query), k)
+        toks = tokenize(query)
+        return _top(self.scores(toks), k) if toks else []
 
 
 class DenseRetriever:
