@@ -35,3 +35,18 @@ def test_backends_and_bad_input():
         check_backend("ucc")
     with pytest.raises(ValueError, match="world_size"):
         ddp_train_lm(LMConfig(width=32), 1e-3, world_size=0)
+
+
+def test_training_text_is_the_bundled_corpus_unless_a_folder_is_given(tmp_path):
+    """The default corpus ships with the package (no Debian python3.11-doc); an explicit folder still works."""
+    from autorag_hp.rag.data import load_bundled_corpus
+    from autorag_hp.training.lm import load_python_docs
+
+    first = load_bundled_corpus("python_docs")[0].text.encode("utf-8")
+    assert load_python_docs(1000) == first[:1000]
+    (tmp_path / "faq").mkdir()
+    (tmp_path / "b.rst.txt").write_bytes(b"second")
+    (tmp_path / "faq" / "a.rst.txt").write_bytes(b"first")
+    assert load_python_docs(root=tmp_path) == b"second\nfirst"  # sorted paths: "b.rst.txt" < "faq/a.rst.txt"
+    with pytest.raises(FileNotFoundError, match="root=None for the bundled corpus"):
+        load_python_docs(root=tmp_path / "faq" / "nothing")

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 PARAMETRIZATIONS = ("sp", "mup")
-DOC_SOURCES = "/usr/share/doc/python3.11/html/_sources"
 
 
 def _torch():
@@ -215,15 +214,38 @@ def make_optimizer(model, lr: float, parametrization: str, optimizer: str = "ada
 # ----------------------------------------------------------------------------------------------- data
 
 
-def load_python_docs(max_bytes: int | None = None, root: str = DOC_SOURCES) -> bytes:
-    """The reStructuredText sources of the Python 3.11 docs (Debian package ``python3.11-doc``), as bytes.
+def load_python_docs(max_bytes: int | None = None, root: str | os.PathLike | None = None) -> bytes:
+    """Text of the Python 3.11 documentation as UTF-8 bytes: the training corpus of the µTransfer demo.
 
-    Files are read in sorted order, so the corpus is the same on every machine.
+    By default (``root=None``) it is the corpus bundled with the package
+    (:func:`autorag_hp.rag.data.load_bundled_corpus` ``("python_docs")``: all 497 sources, markup lightly
+    removed, FAQ sections without their question headings), documents in id order, joined by newlines, so it
+    is the same on every machine and needs nothing installed. ``root``: a Sphinx ``_sources`` folder (e.g.
+    Debian's ``/usr/share/doc/python3.11/html/_sources`` from ``python3.11-doc``) to read the raw ``*.rst.txt``
+    files instead, in sorted order; that is the corpus ``eval/results/mutransfer`` was computed on.
+    ``max_bytes``: keep only the first ``max_bytes`` bytes.
+
+    >>> len(load_python_docs(1000))
+    1000
     """
-    files = sorted(glob.glob(os.path.join(root, "**", "*.rst.txt"), recursive=True))
+    if root is None:
+        from autorag_hp.rag.data import load_bundled_corpus
+
+        chunks, total = [], 0
+        for doc in load_bundled_corpus("python_docs"):
+            data = doc.text.encode("utf-8")
+            chunks.append(data)
+            total += len(data) + 1
+            if max_bytes is not None and total >= max_bytes:
+                break
+        out = b"\n".join(chunks)
+        return out if max_bytes is None else out[:max_bytes]
+    files = sorted(glob.glob(os.path.join(os.fspath(root), "**", "*.rst.txt"), recursive=True))
     if not files:
         raise FileNotFoundError(
-            f"no *.rst.txt under {root}: install the Debian package, `apt-get install -y python3.11-doc`"
+            f"no *.rst.txt under {os.fspath(root)!r}: pass the Sphinx _sources folder of the Python docs "
+            "(Debian: `apt-get install -y python3.11-doc`, then /usr/share/doc/python3.11/html/_sources), "
+            "or root=None for the bundled corpus"
         )
     chunks, total = [], 0
     for path in files:
