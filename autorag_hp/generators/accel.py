@@ -238,3 +238,33 @@ def apply_plan(model, plan: AccelerationPlan):
     if plan.compile:
         model.forward = torch.compile(model.forward, dynamic=True)
     return model
+
+
+def cpu_fingerprint(caps: Mapping | None = None) -> dict:
+    """The CPU kind that float results depend on, to record beside them (grid tables, benchmark files).
+
+    ``{"capability": torch.backends.cpu.get_cpu_capability()`` (ATen's kernel level: ``"AVX512"``, ``"AVX2"``,
+    ...), ``"flags"``: the sorted kernel-choosing flags this CPU has among avx2, avx512_f, avx512_vnni,
+    avx512_bf16, avx_vnni, amx_tile, amx_bf16, amx_int8, ``"torch"``: its version, ``"cpu"``: the model name``}``
+    plus ``"isa_env"`` when an environment variable caps the kernels (``ATEN_CPU_CAPABILITY``,
+    ``ONEDNN_MAX_CPU_ISA``, ``DNNL_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``). Greedy LLM output is bit-identical
+    only between runs whose capability, flags and ``isa_env`` agree. ``caps``: a capability table (default:
+    :func:`cpu_capabilities`).
+    """
+    import platform
+
+    import torch
+
+    caps = cpu_capabilities() if caps is None else caps
+    kernel_flags = ("avx2", "avx512_f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    fp = {
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "flags": sorted(f for f in kernel_flags if caps.get(f)),
+        "torch": torch.__version__,
+        "cpu": str(caps.get("cpu_name") or platform.processor() or platform.machine()),
+    }
+    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+                                      "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(k)}
+    if env:
+        fp["isa_env"] = env
+    return fp
