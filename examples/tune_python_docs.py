@@ -19,7 +19,7 @@ ap.add_argument("--generator", default=None, help="extractive (no LLM) or local 
 ap.add_argument("--policy", default="hier_ucb")
 args = ap.parse_args()
 
-pipe = load_pipeline("pipelines/python_docs.yaml", generator=args.generator)
+pipe = load_pipeline("python_docs", generator=args.generator)  # a bundled name, or your own YAML path
 tuner = Tuner(pipe.space, policy=args.policy, seed=0)
 questions = pipe.questions()
 random.Random(0).shuffle(questions)

@@ -11,7 +11,7 @@ from autorag_hp.evaluation.table import GridTable
 from autorag_hp.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEC = str(ROOT / "pipelines" / "python_docs_faq.yaml")
+SPEC = "python_docs_faq"  # a bundled pipeline name
 
 
 def test_grid_on_the_real_pipeline_with_extractive_generator(tmp_path):

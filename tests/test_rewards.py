@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from autorag_hp.evaluation.rewards import (
@@ -16,9 +14,10 @@ from autorag_hp.evaluation.rewards import (
     WeightedSumReward,
     reward_from_spec,
 )
+from autorag_hp.specs import FOLDERS, bundled
 from autorag_hp.types import Answer, Context, QAItem
 
-REWARDS_DIR = Path(__file__).resolve().parents[1] / "eval" / "rewards"
+REWARDS_DIR = FOLDERS["reward"]
 
 
 @pytest.mark.parametrize(
@@ -60,7 +59,7 @@ def test_bad_specs():
         reward_from_spec({"type": "nope"})
     with pytest.raises(InvalidRewardSpecError, match="bad 'paper' reward spec"):
         reward_from_spec({"type": "paper", "w": 0.5, "colour": "red"})
-    with pytest.raises(InvalidRewardSpecError, match="does not exist"):
+    with pytest.raises(InvalidRewardSpecError, match="neither a file nor a bundled reward name.*python_docs_w0.5"):
         reward_from_spec("/nonexistent/reward.yaml")
     with pytest.raises(InvalidRewardSpecError, match="at least one"):
         WeightedSumReward({})
@@ -115,6 +114,21 @@ def test_yaml_files_load_and_round_trip():
     assert isinstance(r, PaperReward) and r.w == 0.9
     lat = reward_from_spec(REWARDS_DIR / "paper_w0.5_latency.yaml")
     assert isinstance(lat.base, PaperReward)
+
+
+def test_bundled_rewards_by_name_and_paths_relative_to_the_working_directory(tmp_path, monkeypatch):
+    assert {"paper_w0.5", "python_docs_w0.5", "thumbs"} <= set(bundled("reward"))
+    r = reward_from_spec("python_docs_w0.5")  # the dot is part of the name, not a suffix
+    assert isinstance(r, PaperReward) and r.w == 0.5 and r.metric == "token_precision"
+    assert reward_from_spec("python_docs_w0.5.yaml") == r
+    # a file in the working directory wins over a bundled name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "python_docs_w0.5").write_text("type: paper\nw: 0.25\n")
+    assert reward_from_spec("python_docs_w0.5").w == 0.25
+    (tmp_path / "mine.yaml").write_text("type: paper\nw: 0.75\n")
+    assert reward_from_spec("mine.yaml").w == 0.75
+    with pytest.raises(InvalidRewardSpecError, match="bundled rewards: paper_w0.1, "):
+        reward_from_spec("eval/rewards/paper_w0.5.yaml")  # the old folder is gone: a path is never a name
 
 
 def test_from_answer_computes_the_metrics():

@@ -27,7 +27,7 @@ Q = "How do I copy a file in Python?"
 def pipeline():
     from autorag_hp.rag import load_pipeline
 
-    return load_pipeline("pipelines/python_docs_faq.yaml", generator="extractive")
+    return load_pipeline("python_docs_faq", generator="extractive")
 
 
 class Clock:

@@ -48,7 +48,7 @@ def seed_traffic(url: str, n: int = 40) -> None:
 
     from autorag_hp.rag import load_pipeline
 
-    qs = load_pipeline("pipelines/python_docs.yaml", generator="extractive").questions(n)
+    qs = load_pipeline("python_docs", generator="extractive").questions(n)
     with httpx.Client(timeout=30) as http:
         for i, item in enumerate(qs):
             body = {"question": item.question, **({"reference": item.answer} if i % 2 == 0 else {})}
@@ -67,7 +67,7 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
 
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(KEYS))
-    args = ["--pipeline", "pipelines/python_docs.yaml", "--generator", "extractive", "--set", "embedding=bm25",
+    args = ["--pipeline", "python_docs", "--generator", "extractive", "--set", "embedding=bm25",
             "--space", json.dumps({"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}),
             "--storage", f"sqlite:///{tmp_path / 'dash.db'}", "--keys", str(keys), "--explore", "0.6"]
     with Replica(args, log=tmp_path / "serve.log", name="dash") as rep:

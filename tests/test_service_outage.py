@@ -102,7 +102,7 @@ def test_storage_outage_answers_503_and_recovers_by_itself(pg_url, unique_name, 
     settings = ServiceSettings(storage=url, study=unique_name, generator="extractive", space={"top_k": [1, 3]},
                                config={"embedding": "bm25"})
     app = create_app(settings, KeyRing.from_mapping(keys),
-                     pipeline=load_pipeline("pipelines/python_docs.yaml", generator="extractive"))
+                     pipeline=load_pipeline("python_docs", generator="extractive"))
     ctl = app.state.controller
     try:
         with TestClient(app) as client:

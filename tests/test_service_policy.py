@@ -101,7 +101,7 @@ def test_discounted_state_is_a_fold_a_reopened_tuner_continues_exactly(tmp_path)
 def pipeline():
     from autorag_hp.rag import load_pipeline
 
-    return load_pipeline("pipelines/python_docs.yaml", generator="extractive")
+    return load_pipeline("python_docs", generator="extractive")
 
 
 def _controller(pipeline, url, tag, on_change):

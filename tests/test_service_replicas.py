@@ -20,7 +20,7 @@ FB = {"Authorization": "Bearer fb-web-0123456789"}
 
 
 def serve_args(storage: str, study: str, keys_path) -> list[str]:
-    return ["--pipeline", "pipelines/python_docs_faq.yaml", "--generator", "extractive", "--set", "embedding=bm25",
+    return ["--pipeline", "python_docs_faq", "--generator", "extractive", "--set", "embedding=bm25",
             "--space", json.dumps({"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}), "--storage", storage,
             "--study", study, "--keys", str(keys_path), "--explore", "0.5"]
 

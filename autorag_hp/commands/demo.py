@@ -1,6 +1,6 @@
 """``autorag-hp demo``: what ``make demo`` runs.
 
-By default it tunes the real RAG pipeline (``pipelines/demo.yaml``: the bundled Python FAQ, BM25 and MiniLM
+By default it tunes the real RAG pipeline (the bundled ``demo`` pipeline: the Python FAQ, BM25 and MiniLM
 retrieval, SmolLM2 with int8 linear layers) online with Hier-UCB on a stream of questions and prints the best
 configurations. ``--synthetic`` instead replays every policy side by side on a reward table with a known
 optimum (seconds, no models).
@@ -18,7 +18,7 @@ DEMO_SPACE = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", action="store_true", help="replay the policies on a synthetic table instead")
-    p.add_argument("--pipeline", default="pipelines/demo.yaml", help="pipeline YAML (default: %(default)s)")
+    p.add_argument("--pipeline", default="demo", help="pipeline spec: a bundled name (default: %(default)s) or a YAML file")
     p.add_argument("--questions", type=int, default=48, help="questions to stream through the pipeline")
     p.add_argument("--policies", default="grid,random,ucb,thompson,epsilon_greedy,hier_ucb,hier_ts")
     p.add_argument("--budget", type=float, default=0.2, help="share of grid search's evaluations (default 0.2)")

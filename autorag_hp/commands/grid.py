@@ -2,11 +2,11 @@
 
 Examples::
 
-    autorag-hp grid --pipeline pipelines/python_docs.yaml --questions 100 --out eval/results/grid.sqlite \\
+    autorag-hp grid --pipeline python_docs_faq --questions 100 --out eval/results/grid.sqlite \\
         --workers 2 --export eval/results/grid.jsonl.gz
     # kill it, run the same command again: it resumes where it stopped
     # several machines: the same command everywhere with a shared PostgreSQL
-    autorag-hp grid --pipeline pipelines/python_docs.yaml --questions 100 \\
+    autorag-hp grid --pipeline python_docs_faq --questions 100 \\
         --out postgresql://postgres@db/test --storage postgresql://postgres@db/test --study python-docs-grid
 """
 
@@ -18,7 +18,8 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default=None,
-                   help="pipeline spec: a YAML file (pipelines/python_docs.yaml) or module:factory / file.py:factory")
+                   help="pipeline spec: a bundled name (python_docs_faq), a YAML file, or module:factory / "
+                        "file.py:factory")
     p.add_argument("--generator", default=None,
                    help="override the pipeline's generator: extractive | local | a YAML mapping such as "
                         "'{type: local, quantize: int8, threads: 1}'")

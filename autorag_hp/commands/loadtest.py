@@ -29,7 +29,7 @@ SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("load", "kill", "pg-restart", "all"), default="load")
     p.add_argument("--storage", default="postgresql://postgres@127.0.0.1:5432/test")
-    p.add_argument("--pipeline", default="pipelines/python_docs_faq.yaml")
+    p.add_argument("--pipeline", default="python_docs_faq", help="pipeline spec: a bundled name or a YAML file")
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
     p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")

@@ -1,6 +1,6 @@
 """``autorag-hp serve``: the online tuning service (FastAPI on uvicorn).
 
-    autorag-hp serve --pipeline pipelines/python_docs.yaml --storage sqlite:///tuning.db --keys keys.json
+    autorag-hp serve --pipeline python_docs --storage sqlite:///tuning.db --keys keys.json
 
 Several replicas share one PostgreSQL store: run the same command with ``--storage postgresql://...`` and the
 same ``--keys`` file on several ports or hosts.
@@ -15,7 +15,8 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline and storage")
-    g.add_argument("--pipeline", default="pipelines/python_docs.yaml", help="pipeline spec (YAML)")
+    g.add_argument("--pipeline", default="python_docs",
+                   help="pipeline spec: a bundled name (%(default)s, python_docs_faq, demo) or a YAML file")
     g.add_argument("--generator", default=None, help="override the spec's generator, e.g. 'extractive' (no LLM)")
     g.add_argument("--space", default=None, help="search space to tune instead of the spec's (JSON or a YAML/JSON file)")
     g.add_argument("--set", action="append", metavar="KEY=VALUE", dest="fixed",
@@ -43,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="when the pipeline changes (new tag): keep the learned state or start a new study")
     t.add_argument("--pipeline-tag", default=None, help="name this pipeline version (default: a digest of it)")
     t.add_argument("--reward", default=None,
-                   help="reward spec (JSON or YAML file) used when a request carries a reference answer "
-                        "(default: 2*token_f1 - 1)")
+                   help="reward used when a request carries a reference answer: a bundled name (python_docs_w0.5), "
+                        "a YAML file or inline JSON (default: 2*token_f1 - 1)")
     t.add_argument("--reward-range", default="-1,1", help="accepted range of explicit feedback rewards (lo,hi)")
     s = p.add_argument_group("http and security")
     s.add_argument("--host", default="127.0.0.1")
@@ -73,9 +74,16 @@ def settings_from_args(args: argparse.Namespace):
         seed=args.seed, batch_size=args.batch_size, study=args.study, feedback_window=args.feedback_window,
         explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
         discount=args.discount, on_change=args.on_change, pipeline_tag=args.pipeline_tag,
-        reward=parse_json_arg(args.reward, "--reward"), reward_range=(lo, hi), max_body_bytes=args.max_body,
+        reward=_reward_arg(args.reward), reward_range=(lo, hi), max_body_bytes=args.max_body,
         max_question_chars=args.max_question_chars, warm=args.warm, **kw,
     )
+
+
+def _reward_arg(text: str | None):
+    """Inline JSON becomes a spec mapping; anything else (a bundled name or a file) goes to reward_from_spec."""
+    from autorag_hp.service.controller import parse_json_arg
+
+    return parse_json_arg(text, "--reward") if text and text.lstrip().startswith("{") else text
 
 
 def keys_from_args(args: argparse.Namespace):

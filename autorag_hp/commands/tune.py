@@ -1,7 +1,7 @@
 """``autorag-hp tune``: stream questions through a RAG pipeline and tune its configuration online.
 
-    autorag-hp tune --pipeline pipelines/python_docs.yaml --policy hier_ucb --questions 200
-    autorag-hp tune --pipeline pipelines/python_docs.yaml --corpus my_docs/ --qa my_qa.jsonl --json
+    autorag-hp tune --pipeline python_docs --policy hier_ucb --questions 200
+    autorag-hp tune --pipeline my_pipeline.yaml --corpus my_docs/ --qa my_qa.jsonl --json
 
 Each question: ``Tuner.suggest()`` -> ``pipeline.run(question, config)`` -> reward -> ``Tuner.report()``.
 The live progress line shows questions done, mean reward and the best configuration so far; the run ends
@@ -16,22 +16,21 @@ import math
 import random
 import sys
 import time
-from pathlib import Path
 from typing import Any
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", default="pipelines/python_docs.yaml", help="pipeline YAML (default: %(default)s)")
+    p.add_argument("--pipeline", default="python_docs",
+                   help="pipeline spec: a bundled name (%(default)s, python_docs_faq, demo) or a YAML file")
     p.add_argument("--policy", default="hier_ucb", help="bandit policy (hier_ucb, ucb, thompson, random, grid, ...)")
     p.add_argument("--questions", type=int, default=200,
                    help="questions to stream (the question set is shuffled and repeated as needed)")
     p.add_argument("--corpus", help="your own corpus: a folder of .txt/.md/.rst/.html files or a JSONL of {id, text}")
     p.add_argument("--qa", help="your own questions: JSONL of {question, answer?, sources?}")
     p.add_argument("--generator", help="override the spec's generator: local (SmolLM2) or extractive (no LLM)")
-    p.add_argument("--reward", help="reward spec (YAML/JSON file, see autorag_hp.evaluation.rewards); "
-                   "default: mean of token F1 and gold-source MRR minus 0.1 x tokens/2000")
+    p.add_argument("--reward", help="reward spec: a bundled name (python_docs_w0.5, paper_w0.5, ...) or a YAML/JSON "
+                   "file (see autorag_hp.evaluation.rewards); default: mean of token F1 and gold-source MRR minus "
+                   "0.1 x tokens/2000")
     p.add_argument("--storage", default=None, help="tuner storage URL, e.g. sqlite:///tuning.db (default: memory)")
     p.add_argument("--study", default="tune", help="study name inside the storage")
     p.add_argument("--batch-size", type=int, default=1, help="questions per bandit decision (paper: 4)")
@@ -60,7 +59,7 @@ def _reward_fn(spec: str | None):
         return default_reward, "default: mean(token_f1, mrr) - 0.1*tokens/2000"
     from autorag_hp.evaluation.rewards import reward_from_spec
 
-    reward = reward_from_spec(Path(spec))
+    reward = reward_from_spec(spec)
     return reward.from_answer, json.dumps(reward.to_spec())
 
 
@@ -88,10 +87,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["progress"] = True
     try:
         t_load = time.perf_counter()
-        spec = Path(args.pipeline)
-        if not spec.exists() and not spec.is_absolute() and (REPO_ROOT / spec).exists():
-            spec = REPO_ROOT / spec  # a bundled pipelines/*.yaml, run from outside the repository checkout
-        pipe = load_pipeline(spec, corpus=args.corpus, questions=args.qa, **overrides)
+        pipe = load_pipeline(args.pipeline, corpus=args.corpus, questions=args.qa, **overrides)
         items = pipe.questions()
         if not items:
             raise AutoRAGHPError("no questions: give --qa FILE.jsonl with your corpus")

@@ -22,7 +22,7 @@ The pipeline is duck-typed: ``.space``, ``.questions()``, and either the stages 
 ``run(question, config) -> Answer``. An optional ``uses_llm(config) -> bool`` tells whether ``generate`` calls
 an LLM (an extractive generator does not), for counting LLM calls.
 
->>> summary = run_grid("pipelines/python_docs.yaml", "grid.sqlite", questions=100, workers=2)  # doctest: +SKIP
+>>> summary = run_grid("python_docs_faq", "grid.sqlite", questions=100, workers=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ class ReplayTable:
     # --- rewards --------------------------------------------------------------------------------------
     def reward_matrix(self, reward: Any) -> np.ndarray:
         """The reward of every cell, shape ``(C, Q)``. ``reward``: a ``w`` (the paper's reward with the
-        defaults of ``eval/rewards/paper_w*.yaml``), a reward spec (dict / YAML path), or a Reward."""
+        defaults of the bundled ``paper_w*`` rewards), a reward spec (dict, bundled name or YAML path), or a Reward."""
         from autorag_hp.evaluation.rewards import PaperReward, reward_from_spec
 
         if isinstance(reward, int | float) and not isinstance(reward, bool):

@@ -292,19 +292,22 @@ REWARDS: dict[str, Callable[[dict], Reward]] = {
 
 
 def reward_from_spec(spec: Mapping[str, Any] | str | Path | Reward) -> Reward:
-    """Build a reward from a dict, a YAML file path, or return a :class:`Reward` unchanged.
+    """Build a reward from a dict, a bundled name (``python_docs_w0.5``; see :mod:`autorag_hp.specs`), a YAML
+    file path, or return a :class:`Reward` unchanged.
 
     >>> reward_from_spec({"type": "weighted_sum", "weights": {"token_f1": 1.0, "total_tokens": -0.001}})
     WeightedSumReward(weights={'token_f1': 1.0, 'total_tokens': -0.001}, bias=0.0)
+    >>> reward_from_spec("paper_w0.9").w
+    0.9
     """
     if isinstance(spec, Reward):
         return spec
     if isinstance(spec, str | Path):
         import yaml
 
-        path = Path(spec)
-        if not path.is_file():
-            raise InvalidRewardSpecError(f"reward file {str(path)!r} does not exist")
+        from autorag_hp.specs import resolve
+
+        path = resolve(spec, "reward", error=InvalidRewardSpecError)
         spec = yaml.safe_load(path.read_text())
         if isinstance(spec, dict) and "reward" in spec and "type" not in spec:
             spec = spec["reward"]

@@ -3,7 +3,7 @@
 Imports are lazy: ``import autorag_hp.rag`` pulls in no torch, faiss or langchain.
 
 >>> from autorag_hp.rag import load_pipeline
->>> pipe = load_pipeline("pipelines/python_docs.yaml", generator="extractive")  # doctest: +SKIP
+>>> pipe = load_pipeline("python_docs_faq", generator="extractive")  # doctest: +SKIP
 >>> pipe.run(pipe.questions()[0], {"embedding": "bm25", "top_k": 3}).sources     # doctest: +SKIP
 """
 

@@ -3,7 +3,7 @@
     python -m autorag_hp.rag.bench index --out eval/results/index_build.md
     python -m autorag_hp.rag.bench retrieval --out eval/results/retrieval_recall.md
 
-``index``: time to build every index of the default space of ``pipelines/python_docs.yaml`` in an empty cache,
+``index``: time to build every index of the default space of the bundled ``python_docs`` pipeline in an empty cache,
 and the embedding throughput of the cached path (cold: every text a miss, stored; warm: every text a hit)
 against calling the model directly on the same texts. ``retrieval``: recall@k of the gold FAQ section for
 every embedding x chunk size, retrieval only (no LLM).
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SPEC = Path(__file__).resolve().parents[2] / "pipelines" / "python_docs.yaml"
+SPEC = "python_docs"  # a bundled pipeline name (autorag_hp.specs) or a YAML path
 
 
 def _header(title: str, argv: list[str]) -> list[str]:

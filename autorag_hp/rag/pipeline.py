@@ -3,7 +3,7 @@
 Each stage can be used alone (the grid runner shares retrieval across configurations; the service has a
 retrieval-only fast mode with the ``extractive`` generator):
 
->>> pipe = load_pipeline("pipelines/python_docs.yaml", generator="extractive")   # doctest: +SKIP
+>>> pipe = load_pipeline("python_docs_faq", generator="extractive")   # doctest: +SKIP
 >>> cfg = {"embedding": "bm25", "top_k": 3}                 # missing keys fall back to the YAML defaults
 >>> ctxs = pipe.retrieve("How do I copy a file?", cfg)      # doctest: +SKIP
 >>> msgs = pipe.render_prompt("How do I copy a file?", ctxs, cfg)   # doctest: +SKIP
@@ -260,12 +260,13 @@ class RAGPipeline:
 
 def load_pipeline(path: str | Path, *, corpus: Any = None, questions: Any = None, generator: Any = None,
                   **overrides: Any) -> RAGPipeline:
-    """A pipeline from its YAML spec; ``corpus`` / ``questions`` / ``generator`` override the spec's."""
+    """A pipeline from its YAML spec: a bundled name (``python_docs_faq``; see :mod:`autorag_hp.specs`) or a file
+    path; ``corpus`` / ``questions`` / ``generator`` override the spec's."""
     import yaml
 
-    p = Path(path)
-    if not p.exists():
-        raise PipelineSpecError(f"pipeline spec {str(p)!r} does not exist (try pipelines/python_docs.yaml)")
+    from autorag_hp.specs import resolve
+
+    p = resolve(path, "pipeline", error=PipelineSpecError)
     try:
         spec = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

@@ -13,7 +13,7 @@ from autorag_hp.rag.embeddings import get_embeddings
 from autorag_hp.rag.pipeline import load_pipeline
 
 cache = sys.argv[1] if len(sys.argv) > 1 else "/root/ahp_full2"
-pipe = load_pipeline("pipelines/python_docs.yaml", generator="extractive", cache_dir=cache, progress=False)
+pipe = load_pipeline("python_docs", generator="extractive", cache_dir=cache, progress=False)
 get_embeddings("e5").encode(["warm up"])
 n = len(pipe.index.chunks(1024, 64))
 t = time.perf_counter()
