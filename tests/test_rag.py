@@ -28,7 +28,7 @@ from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError
 from autorag_hp.types import Answer
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = ROOT / "pipelines" / "python_docs.yaml"
+SPEC = "python_docs"  # a bundled pipeline name
 
 
 @pytest.fixture(scope="session")
