@@ -244,3 +244,22 @@ def test_serve_command_parses_its_options(tmp_path):
     assert ring.lookup(spec["admin"][0]).role == "admin"
     assert keys_from_args(args).lookup(spec["admin"][0]) is not None  # an existing file is reused, not replaced
     assert json.loads((tmp_path / "k.json").read_text()) == spec
+
+
+def test_a_pinned_key_leaves_the_tuned_space_and_rewards_come_by_name(pipeline, tmp_path):
+    import argparse
+
+    from autorag_hp.commands.serve import add_arguments, settings_from_args
+
+    # --set pins a key the spec's space tunes: it leaves the space (the same rule as `autorag-hp tune --set`)
+    _, ctl = make_client(pipeline, tmp_path, space=None, config={"embedding": "bm25", "top_k": 3})
+    assert "embedding" not in ctl.space.names and "top_k" not in ctl.space.names
+    assert ctl.space.size == pipeline.space.size // 9 and ctl.fixed == {"embedding": "bm25", "top_k": 3}
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    s = settings_from_args(p.parse_args(["--reward", "python_docs_w0.5"]))
+    assert s.reward == "python_docs_w0.5" and s.pipeline == "python_docs"
+    (tmp_path / "r").mkdir()
+    _, ctl = make_client(pipeline, tmp_path / "r", reward="python_docs_w0.5")
+    assert (ctl.reward.w, ctl.reward.metric) == (0.5, "token_precision")
+    assert settings_from_args(p.parse_args(["--reward", '{"type": "thumbs"}'])).reward == {"type": "thumbs"}

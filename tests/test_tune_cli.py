@@ -81,3 +81,101 @@ def test_tune_bad_inputs_are_clear_errors(data, capsys, tmp_path):
     noq.write_text('{"question": "What is Python?"}\n')
     assert _tune(data, "--corpus", str(data / "corpus.jsonl"), "--qa", str(noq), "--questions", "2") == 2
     assert "neither a reference answer nor gold sources" in capsys.readouterr().err
+
+
+def test_tune_defaults_to_the_faq_slice():
+    import argparse
+
+    from autorag_hp.commands import tune
+
+    p = argparse.ArgumentParser()
+    tune.add_arguments(p)
+    assert p.parse_args([]).pipeline == "python_docs_faq"
+
+
+def test_tune_set_pins_a_key_and_space_replaces_the_space(data, capsys):
+    assert _tune(data, "--questions", "6", "--set", "prompt=cite", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["fixed"] == {"prompt": "cite"} and summary["configurations_in_space"] == 4
+    assert all("prompt" not in b["config"] for b in summary["best"])
+    assert _tune(data, "--questions", "4", "--space", '{"top_k": [1, 5]}', "--set", "chunk_size=1024", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["configurations_in_space"] == 2 and {b["config"]["top_k"] for b in summary["best"]} <= {1, 5}
+    # a pinned value the pipeline rejects, and pinning everything, fail before any question
+    assert _tune(data, "--set", "embedding=word2vec") == 2
+    assert "unknown embedding 'word2vec'" in capsys.readouterr().err
+    assert _tune(data, "--space", '{"top_k": [1, 3]}', "--set", "top_k=3") == 2
+    assert "nothing is left to tune" in capsys.readouterr().err
+
+
+class SlowFakeEmbeddings:
+    """A dense model that costs ``delay`` seconds per text (deterministic unit vectors): a slow embedding, fast."""
+
+    dim = 8
+
+    def __init__(self, name: str, delay: float):
+        self.name, self.delay, self.passages = name, delay, 0
+
+    def encode(self, texts, kind="passage"):
+        import time
+
+        import numpy as np
+
+        self.passages += len(texts) if kind == "passage" else 0
+        time.sleep(self.delay * len(texts))
+        v = np.array([[hash((t, i)) % 997 + 1.0 for i in range(self.dim)] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def slow_minilm(monkeypatch):
+    import autorag_hp.rag.index as index
+
+    fake = SlowFakeEmbeddings("minilm", 0.002)
+    monkeypatch.setattr(index, "get_embeddings", lambda name: fake)
+    return fake
+
+
+def test_tune_announces_a_slow_index_build_with_its_estimate_and_the_override(data, slow_minilm, monkeypatch, capsys,
+                                                                          tmp_path):
+    from autorag_hp.rag.index import IndexCache
+
+    spec = tmp_path / "dense.yaml"
+    spec.write_text(f"name: dense\ncorpus: {{path: {data / 'corpus.jsonl'}}}\nquestions: {{path: {data / 'qa.jsonl'}}}\n"
+                    "generator: extractive\nspace:\n  retrieval: {chunk_size: [256], top_k: [1, 3], "
+                    "embedding: [bm25, minilm]}\n")
+    args = ["tune", "--pipeline", str(spec), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+            "--questions", "4", "--policy", "grid"]
+    assert main(args) == 0  # threshold 60 s: a build this fast is not announced
+    assert "note: building" not in capsys.readouterr().err
+    monkeypatch.setattr(IndexCache, "notice_after_s", 0.0)  # announce every build
+    args[4] = str(tmp_path / "cache2")
+    slow_minilm.passages = 0
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: building the minilm index (chunk_size=256, 101 chunks) will take about ") == 1, err
+    assert " s on this machine (" in err and "chunks/s, timed on 32 of its chunks" in err
+    assert "To leave minilm out, stop (Ctrl-C) and rerun with: --set embedding=bm25" in err
+    assert slow_minilm.passages == 1 + 101  # a warm-up, then every distinct chunk once: the sample is reused
+    assert main(args) == 0  # built: on disk, nothing to estimate or announce
+    assert "note: building" not in capsys.readouterr().err
+
+
+def test_the_estimate_projects_from_a_timed_sample_of_the_index_own_chunks(data, slow_minilm, tmp_path):
+    from autorag_hp.commands.tune import build_notice
+    from autorag_hp.rag import load_pipeline
+    from autorag_hp.space import SearchSpace
+
+    slow_minilm.delay = 0.01
+    pipe = load_pipeline(data / "spec.yaml", cache_dir=tmp_path)
+    est = pipe.index.estimate_build(256, 64, "minilm", sample=20)
+    assert (est.embedding, est.chunks, est.todo, est.sampled) == ("minilm", 101, 101, 20)
+    assert 20 <= est.rate <= 100  # 10 ms per text, plus overhead
+    assert est.seconds == pytest.approx(81 / est.rate) and est.full_seconds == pytest.approx(101 / est.rate)
+    again = pipe.index.estimate_build(256, 64, "minilm", sample=20)  # the sample is stored: nothing to time
+    assert again.sampled == 0 and again.todo == 0 and again.seconds == 0.0
+    assert pipe.index.estimate_build(1024, 256, "minilm", sample=40) is None  # 31 chunks: the sample is the build
+    space = SearchSpace({"retrieval": {"embedding": ["bm25", "minilm", "e5", "hybrid"], "top_k": [1, 3]}})
+    msg = build_notice(est, space, hybrid_dense="minilm")
+    assert "rerun with: --space '{\"retrieval\": {\"embedding\": [\"bm25\", \"e5\"], \"top_k\": [1, 3]}}'" in msg
+    assert msg.endswith("or, BM25 only: --set embedding=bm25")

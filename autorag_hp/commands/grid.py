@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from autorag_hp import overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pipeline", default=None,
@@ -23,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", default=None,
                    help="override the pipeline's generator: extractive | local | a YAML mapping such as "
                         "'{type: local, quantize: int8, threads: 1}'")
-    p.add_argument("--space", default=None, help="search-space YAML/JSON (default: the pipeline's own space)")
+    p.add_argument("--space", default=None, help=overrides.SPACE_HELP)
     p.add_argument("--questions", type=int, default=None, help="evaluate the first N questions (default: all)")
     p.add_argument("--out", default=None,
                    help="table: a SQLite file path (grid.sqlite) or a database URL (postgresql://...)")
@@ -74,11 +76,14 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from autorag_hp.evaluation.grid import run_grid
+    from autorag_hp.space import SearchSpace
 
-    overrides = {"generator": yaml.safe_load(args.generator)} if args.generator else None
+    kwargs = {"generator": yaml.safe_load(args.generator)} if args.generator else None
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    space = overrides.space_arg(args.space)
     summary = run_grid(
-        args.pipeline, args.out, pipeline_kwargs=overrides, space=args.space, questions=args.questions, table_name=args.table,
+        args.pipeline, args.out, pipeline_kwargs=kwargs, space=SearchSpace(space) if space else None,
+        questions=args.questions, table_name=args.table,
         workers=args.workers, metrics=metrics, storage=args.storage, study=args.study,
         threads_per_worker=args.threads_per_worker, progress=not args.no_progress, export=args.export,
         import_from=args.import_from,

@@ -12,15 +12,15 @@ import argparse
 import json
 import sys
 
+from autorag_hp import overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline and storage")
     g.add_argument("--pipeline", default="python_docs",
                    help="pipeline spec: a bundled name (%(default)s, python_docs_faq, demo) or a YAML file")
     g.add_argument("--generator", default=None, help="override the spec's generator, e.g. 'extractive' (no LLM)")
-    g.add_argument("--space", default=None, help="search space to tune instead of the spec's (JSON or a YAML/JSON file)")
-    g.add_argument("--set", action="append", metavar="KEY=VALUE", dest="fixed",
-                   help="fix a pipeline config key for every request, e.g. --set embedding=bm25 (repeatable)")
+    overrides.add_arguments(g)
     g.add_argument("--warm", action="store_true",
                    help="build every index the space needs before serving (else the first ask of each builds it)")
     g.add_argument("--storage", default="sqlite:///tuning.db",
@@ -61,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from autorag_hp.service.controller import ServiceSettings, config_pairs, parse_json_arg
+    from autorag_hp.overrides import config_pairs, parse_json_arg, space_arg
+    from autorag_hp.service.controller import ServiceSettings
 
     lo, hi = (float(x) for x in args.reward_range.split(","))
     kw = {}
@@ -69,7 +70,7 @@ def settings_from_args(args: argparse.Namespace):
         kw["replica"] = args.replica
     return ServiceSettings(
         pipeline=args.pipeline, storage=args.storage, generator=args.generator,
-        space=parse_json_arg(args.space, "--space"), config=dict(config_pairs(args.fixed)),
+        space=space_arg(args.space), config=config_pairs(args.fixed),
         policy=args.policy, policy_params=parse_json_arg(args.policy_params, "--policy-params") or {},
         seed=args.seed, batch_size=args.batch_size, study=args.study, feedback_window=args.feedback_window,
         explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
@@ -81,7 +82,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def _reward_arg(text: str | None):
     """Inline JSON becomes a spec mapping; anything else (a bundled name or a file) goes to reward_from_spec."""
-    from autorag_hp.service.controller import parse_json_arg
+    from autorag_hp.overrides import parse_json_arg
 
     return parse_json_arg(text, "--reward") if text and text.lstrip().startswith("{") else text
 

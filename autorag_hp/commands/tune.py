@@ -1,11 +1,14 @@
 """``autorag-hp tune``: stream questions through a RAG pipeline and tune its configuration online.
 
-    autorag-hp tune --pipeline python_docs --policy hier_ucb --questions 200
+    autorag-hp tune --questions 200                          # the bundled FAQ slice (python_docs_faq)
+    autorag-hp tune --pipeline python_docs --set embedding=bm25 --questions 200   # whole docs, BM25 only
     autorag-hp tune --pipeline my_pipeline.yaml --corpus my_docs/ --qa my_qa.jsonl --json
 
 Each question: ``Tuner.suggest()`` -> ``pipeline.run(question, config)`` -> reward -> ``Tuner.report()``.
 The live progress line shows questions done, mean reward and the best configuration so far; the run ends
-with the top configurations (``--json``: a machine-readable summary on stdout instead).
+with the top configurations (``--json``: a machine-readable summary on stdout instead). Before embedding an
+index projected to take more than a minute, it says how long on this machine (timed on a sample of that
+index's own chunks) and which ``--space`` / ``--set`` override leaves that embedding out.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import sys
 import time
 from typing import Any
 
+from autorag_hp import overrides
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pipeline", default="python_docs",
-                   help="pipeline spec: a bundled name (%(default)s, python_docs_faq, demo) or a YAML file")
+    p.add_argument("--pipeline", default="python_docs_faq",
+                   help="pipeline spec: a bundled name (%(default)s: the FAQ slice, indexes in minutes; "
+                        "python_docs: the whole docs, dense indexes take long; demo) or a YAML file")
+    overrides.add_arguments(p)
     p.add_argument("--policy", default="hier_ucb", help="bandit policy (hier_ucb, ucb, thompson, random, grid, ...)")
     p.add_argument("--questions", type=int, default=200,
                    help="questions to stream (the question set is shuffled and repeated as needed)")
@@ -67,6 +74,23 @@ def _short(config) -> str:
     return " ".join(f"{k}={v}" for k, v in config.items())
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def build_notice(est, space, hybrid_dense: str) -> str:
+    """What ``tune`` prints before embedding a slow index: the embedding, the projected time and how to leave it out."""
+    drop = {est.embedding} | ({"hybrid"} if hybrid_dense == est.embedding else set())
+    how = overrides.space_without(space, "embedding", drop) or "--set embedding=bm25"
+    msg = (f"note: building the {est.embedding} index (chunk_size={est.chunk_size}, {est.chunks:,} chunks) will take "
+           f"about {_duration(est.seconds)} on this machine ({est.rate:,.1f} chunks/s, timed on {est.sampled} of its "
+           f"chunks); it is cached on disk for later runs.\n  To leave {est.embedding} out, stop (Ctrl-C) and rerun "
+           f"with: {how}")
+    if how.startswith("--space"):
+        msg += "\n  or, BM25 only: --set embedding=bm25"
+    return msg
+
+
 def run(args: argparse.Namespace) -> int:
     from autorag_hp.errors import AutoRAGHPError
     from autorag_hp.rag import load_pipeline
@@ -78,16 +102,21 @@ def run(args: argparse.Namespace) -> int:
     if args.qa and not args.corpus:
         print("error: --qa needs --corpus (questions belong to a corpus)", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
     if args.generator:
-        overrides["generator"] = args.generator
+        kwargs["generator"] = args.generator
     if args.cache_dir:
-        overrides["cache_dir"] = args.cache_dir
+        kwargs["cache_dir"] = args.cache_dir
     if not args.no_progress and not args.json:
-        overrides["progress"] = True
+        kwargs["progress"] = True
+    from tqdm.auto import tqdm
+
     try:
         t_load = time.perf_counter()
-        pipe = load_pipeline(args.pipeline, corpus=args.corpus, questions=args.qa, **overrides)
+        pipe = load_pipeline(args.pipeline, corpus=args.corpus, questions=args.qa, **kwargs)
+        space, fixed = overrides.tuned_space(overrides.space_arg(args.space), overrides.config_pairs(args.fixed), pipe)
+        pipe.index.on_estimate = lambda est: tqdm.write(build_notice(est, space, pipe.index.hybrid_dense),
+                                                        file=sys.stderr)
         items = pipe.questions()
         if not items:
             raise AutoRAGHPError("no questions: give --qa FILE.jsonl with your corpus")
@@ -97,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"question {it.question[:60]!r} has neither a reference answer nor gold sources; "
                                  "add 'answer' or 'sources' to your questions, or pass --reward")
         reward_fn, reward_desc = _reward_fn(args.reward)
-        tuner = Tuner(pipe.space, policy=args.policy, storage=args.storage, seed=args.seed,
+        tuner = Tuner(space, policy=args.policy, storage=args.storage, seed=args.seed,
                       batch_size=args.batch_size, study=args.study)
         load_s = time.perf_counter() - t_load
     except (AutoRAGHPError, ValueError, OSError) as e:
@@ -107,8 +136,6 @@ def run(args: argparse.Namespace) -> int:
     order = list(range(len(items)))
     random.Random(args.seed).shuffle(order)
     stream = [items[order[i % len(order)]] for i in range(args.questions)]
-
-    from tqdm.auto import tqdm
 
     show = not args.no_progress
     bar = tqdm(total=len(stream), desc="tuning", unit="q", disable=not show, file=sys.stderr,
@@ -120,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for item in stream:
             trial = tuner.suggest()
-            answer = pipe.run(item, trial.config)
+            answer = pipe.run(item, {**fixed, **trial.config})
             r = float(reward_fn(answer, item))
             tuner.report(trial.id, r)
             rewards.append(r)
@@ -136,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted after {len(rewards)} questions", file=sys.stderr)
+        if not rewards:
+            return 130
     except AutoRAGHPError as e:
         bar.close()
         print(f"error: {e}", file=sys.stderr)
@@ -148,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         "policy": args.policy,
         "questions": len(rewards),
         "distinct_questions": len(items),
-        "configurations_in_space": pipe.space.size,
+        "configurations_in_space": space.size,
+        "fixed": fixed,
         "configurations_tried": len(tuner.best(10**9)),
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
         "seconds": round(elapsed, 2),
@@ -174,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
           f"{elapsed:.1f} s: {summary['seconds_per_question']} s/question, of which the first took {first_s:.1f} s "
           f"(index builds, model loads) and the rest {summary['seconds_per_question_after_first']} s each; "
           f"{llm_calls} LLM calls, {tokens} tokens.")
-    print(f"Mean reward {mr:+.3f}; tried {summary['configurations_tried']} of {pipe.space.size} configurations. "
+    print(f"Mean reward {mr:+.3f}; tried {summary['configurations_tried']} of {space.size} configurations"
+          f"{' (fixed: ' + _short(fixed) + ')' if fixed else ''}. "
           f"Reward: {reward_desc}.")
     print(f"\nTop {len(top)} configurations (mean reward, 95% interval, questions answered):")
     for i, r in enumerate(top, 1):

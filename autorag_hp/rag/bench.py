@@ -82,19 +82,16 @@ def bench_index(args) -> list[str]:
             Path(args.out).write_text("\n".join(lines + table + ["", f"(in progress: {len(rows)} of {len(keys)})"]))
     total_s = time.perf_counter() - total
     # indexes too slow to build here: time the model on a random sample of that index's own chunks and
-    # project (chunks / measured rate); marked as projections, never mixed into the measured total
+    # project (chunks / measured rate; the estimator `autorag-hp tune` uses too); marked as projections, never
+    # mixed into the measured total
     proj_rows, proj_s = [], 0.0
     for cs, co, emb in projected:
-        chunks = pipe.index.chunks(cs, co)
-        rng = np.random.default_rng(0)
-        sample = [chunks[i].text for i in rng.choice(len(chunks), min(args.sample, len(chunks)), replace=False)]
-        model = get_embeddings(emb)
-        t = time.perf_counter()
-        model.encode(sample, "passage")
-        rate = len(sample) / (time.perf_counter() - t)
-        proj_s += len(chunks) / rate
-        proj_rows.append(f"| {cs} | {co} | {emb} | {len(chunks):,} | **~{len(chunks) / rate:,.0f} (projected)** | "
-                         f"{rate:,.1f} (on {len(sample)} sampled chunks) |")
+        est = pipe.index.estimate_build(cs, co, emb, sample=args.sample)
+        if est is None:  # no more chunks than the sample: nothing to project
+            continue
+        proj_s += est.full_seconds
+        proj_rows.append(f"| {cs} | {co} | {emb} | {est.chunks:,} | **~{est.full_seconds:,.0f} (projected)** | "
+                         f"{est.rate:,.1f} (on {est.sampled} sampled chunks) |")
     lines += table + proj_rows
     lines += ["", f"**Total: {total_s:.1f} s for {len(rows)} indexes built** (plus {load_s:.1f} s loading "
               f"{', '.join(names)} once)."]

@@ -18,12 +18,15 @@ import gzip
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -191,8 +194,40 @@ def _digest(chunks: Sequence[Chunk]) -> str:
     return h.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class BuildEstimate:
+    """How long embedding one dense index takes on this machine, projected from a timed sample of its own chunks
+    (:meth:`IndexCache.estimate_build`). The sampled vectors are stored, so the sample is never embedded twice."""
+
+    embedding: str
+    chunk_size: int
+    chunk_overlap: int
+    chunks: int  # chunks in the index
+    todo: int  # distinct chunk texts not in the embedding store yet (projected from the sample's misses)
+    sampled: int  # texts embedded and timed for the estimate (store misses among the sample)
+    rate: float  # texts per second measured on the sample; inf when the whole sample was already stored
+
+    @property
+    def seconds(self) -> float:
+        """Projected time to embed what is left of the index after the sample."""
+        return max(0, self.todo - self.sampled) / self.rate if math.isfinite(self.rate) else 0.0
+
+    @property
+    def full_seconds(self) -> float:
+        """Projected time to embed every chunk of the index in an empty store."""
+        return self.chunks / self.rate if math.isfinite(self.rate) else 0.0
+
+
 class IndexCache:
-    """Lazily built, persisted retrievers for one corpus. Thread-safe: each index is built once."""
+    """Lazily built, persisted retrievers for one corpus. Thread-safe: each index is built once.
+
+    ``on_estimate``: called with a :class:`BuildEstimate` before a dense index that is projected to take longer
+    than ``notice_after_s`` seconds is embedded (the estimate embeds ``estimate_sample`` of its chunks first,
+    which the build then reuses); ``None`` (the default) skips the estimate.
+    """
+
+    notice_after_s: float = 60.0
+    estimate_sample: int = 32
 
     def __init__(
         self,
@@ -201,6 +236,7 @@ class IndexCache:
         *,
         hybrid_dense: str = "e5",
         progress: bool | None = None,
+        on_estimate: Callable[[BuildEstimate], None] | None = None,
     ):
         self.docs = list(docs)
         self.fingerprint = corpus_fingerprint(self.docs)
@@ -208,6 +244,7 @@ class IndexCache:
         self.dir = self.root / "index" / self.fingerprint
         self.hybrid_dense = hybrid_dense
         self.progress = progress
+        self.on_estimate = on_estimate
         self._chunks: dict[tuple[int, int], list[Chunk]] = {}
         self._retrievers: dict[tuple[int, int, str], object] = {}
         self._locks: dict[tuple, threading.Lock] = {}
@@ -270,6 +307,10 @@ class IndexCache:
                     return vecs
         except (OSError, ValueError):
             pass
+        if self.on_estimate is not None:
+            est = self.estimate_build(cs, co, embedding, sample=self.estimate_sample)
+            if est is not None and est.seconds > self.notice_after_s:
+                self.on_estimate(est)
         emb = self.embeddings(embedding)
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         from tqdm.auto import tqdm
@@ -286,6 +327,32 @@ class IndexCache:
                                               "chunk_size": cs, "chunk_overlap": co}).encode())
         self.stats["built"] += 1
         return vecs
+
+    def estimate_build(self, cs: int, co: int, embedding: str, *, sample: int = 32,
+                       seed: int = 0) -> BuildEstimate | None:
+        """Project the build time of one dense index (``hybrid``: its dense half) from ``sample`` of its own
+        chunk texts, drawn at random and embedded through the store after one warm-up call (so model loading is
+        not counted). None when the index has no more distinct texts than the sample: building it is the sample."""
+        if embedding == "hybrid":
+            embedding = self.hybrid_dense
+        if embedding not in DENSE:
+            raise InvalidConfigError(f"{embedding!r} is not a dense embedding; dense ones: {sorted(DENSE)}")
+        chunks = self.chunks(cs, co)
+        texts = list(dict.fromkeys(c.text for c in chunks))
+        if len(texts) <= sample:
+            return None
+        rng = np.random.default_rng(seed)
+        picked = [texts[i] for i in sorted(rng.choice(len(texts), sample, replace=False).tolist())]
+        get_embeddings(embedding).encode(["warm up"], "passage")  # loads the model outside the timing
+        emb = self.embeddings(embedding)
+        misses = emb.misses
+        t = time.perf_counter()
+        emb.encode(picked, "passage")
+        dt = time.perf_counter() - t
+        missed = emb.misses - misses
+        rate = missed / max(dt, 1e-9) if missed else math.inf
+        todo = round(len(texts) * missed / sample)
+        return BuildEstimate(embedding, cs, co, len(chunks), todo, missed, rate)
 
     def export_chunks(self, cs: int, co: int) -> Path:
         """Write the chunks of one chunking as JSONL.gz (for inspection); returns the path."""

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,8 +85,8 @@ class Controller:
     def __init__(self, settings: ServiceSettings, keys: KeyRing | None = None, *, pipeline: Any = None,
                  clock: Callable[[], float] = time.time):
         from autorag_hp.evaluation.rewards import FeedbackReward, reward_from_spec
+        from autorag_hp.overrides import tuned_space
         from autorag_hp.policies.online import OnlinePolicy
-        from autorag_hp.space import SearchSpace
         from autorag_hp.tuner import Tuner
 
         self.settings = s = settings
@@ -97,14 +97,8 @@ class Controller:
 
             pipeline = load_pipeline(s.pipeline, **({"generator": s.generator} if s.generator else {}))
         self.pipeline = pipeline
-        self.space = SearchSpace(s.space) if s.space else pipeline.space
-        self.fixed = dict(s.config)
-        overlap = sorted(set(self.fixed) & set(self.space.names))
-        if overlap:
-            raise ValueError(f"config key(s) {overlap} are both fixed and tuned; drop them from one")
-        for p in self.space.params:  # every value must be one the pipeline accepts
-            for v in p.values:
-                pipeline.resolve_config({**self.fixed, p.name: v})
+        # --space / --set: a pinned key leaves the space; every value is checked against the pipeline
+        self.space, self.fixed = tuned_space(s.space or None, s.config, pipeline)
         if s.warm:
             self.warm_indexes()
         self.max_question_chars = int(s.max_question_chars or getattr(pipeline, "max_question_chars", 2000))
@@ -341,33 +335,3 @@ class Controller:
 
 def _fin(x: float | None) -> float | None:
     return x if x is not None and isinstance(x, int | float) and math.isfinite(x) else None
-
-
-def parse_json_arg(text: str | None, what: str) -> Any:
-    """A JSON value given inline, or the path of a JSON/YAML file."""
-    if text is None:
-        return None
-    from pathlib import Path
-
-    p = Path(text)
-    if not text.lstrip().startswith(("{", "[")) and p.is_file():
-        import yaml
-
-        return yaml.safe_load(p.read_text())
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what}: not JSON and not a file: {text[:80]!r} ({exc})") from None
-
-
-def config_pairs(pairs: list[str] | None) -> Mapping[str, Any]:
-    """``["embedding=bm25", "top_k=3"]`` → ``{"embedding": "bm25", "top_k": 3}`` (values parsed as YAML)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in pairs or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
