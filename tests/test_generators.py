@@ -16,12 +16,30 @@ from autorag_hp.generators.accel import (
     ipex_compatible,
     plan_acceleration,
 )
+from autorag_hp.generators.kernel_plan import (
+    KernelDecision,
+    LinearShape,
+    cache_file,
+    cache_key,
+    choose_kernel,
+    decide_kernel,
+    effective_capabilities,
+    estimate_all,
+    kernel_candidates,
+    workload,
+)
 
 AMX = {"amx_bf16": True, "amx_tile": True, "amx_int8": True, "avx512_bf16": True, "avx512_f": True, "avx2": True,
        "num_physical_cores": 56}
 AVX512_BF16 = {"amx_bf16": False, "avx512_bf16": True, "avx512_f": True, "avx2": True, "num_physical_cores": 2}
 AVX512_ONLY = {"amx_bf16": False, "avx512_bf16": False, "avx512_f": True, "avx2": True, "num_physical_cores": 8}
 AVX2_ONLY = {"amx_bf16": False, "avx512_bf16": False, "avx512_f": False, "avx2": True, "num_physical_cores": 4}
+AVX512_VNNI = {"amx_bf16": False, "avx512_bf16": False, "avx512_vnni": True, "avx512_f": True, "avx2": True,
+               "num_physical_cores": 8}
+# An AMX Xeon (Sapphire Rapids) as torch.cpu.get_capabilities() reports it, AVX-VNNI included.
+SPR = {**AMX, "avx512_vnni": True, "avx_vnni": True}
+SMOL_SHAPES = (LinearShape(576, 192, 60), LinearShape(576, 576, 60), LinearShape(576, 1536, 60),
+               LinearShape(1536, 576, 30), LinearShape(576, 49152, 1, head=True))
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -84,6 +102,204 @@ def test_ipex_only_when_installed_and_matching():
     assert plan_acceleration(AMX, ipex_version="2.8.0", torch_version="2.13.0").use_ipex is False
     with pytest.raises(ValueError, match="ipex=True"):
         plan_acceleration(AMX, ipex=True, ipex_version=None)
+
+
+# ------------------------------------------------------------------------------------------- auto kernel plan
+
+
+def fake_bench(speed: dict, calls: list | None = None):
+    """A benchmark that returns, for every item, ``speed[kernel]`` x (in * out * rows) seconds; records calls."""
+
+    def bench(items, kernels, threads):
+        if calls is not None:
+            calls.append(list(kernels))
+        return {k: {(i, o, r): speed[k] * i * o * r * 1e-12 for i, o, r, _ in items} for k in kernels}
+
+    return bench
+
+
+def test_effective_capabilities_follow_torch_and_onednn_limits():
+    assert effective_capabilities(SPR, "AVX512") == SPR
+    avx2 = effective_capabilities(SPR, "AVX2")  # ATEN_CPU_CAPABILITY=avx2 on an AMX CPU
+    assert not any(v for k, v in avx2.items() if k.startswith(("amx", "avx512")))
+    assert avx2["avx2"] and avx2["avx_vnni"] and avx2["num_physical_cores"] == 56
+    both = effective_capabilities(SPR, "AVX2", "AVX2")  # + ONEDNN_MAX_CPU_ISA=AVX2: no VNNI either
+    assert not both["avx_vnni"] and kernel_candidates(both) == ["fp32"]
+    no_amx = effective_capabilities(SPR, "AVX512", "AVX512_CORE_VNNI")
+    assert (no_amx["amx_bf16"], no_amx["avx512_bf16"], no_amx["avx512_vnni"]) == (False, False, True)
+    assert effective_capabilities(SPR, None, "bogus") == SPR
+
+
+@pytest.mark.parametrize(
+    "caps, dtype, quantize, want",
+    [(AVX2_ONLY, "auto", "auto", ["fp32"]), (AVX512_ONLY, "auto", "auto", ["fp32"]),
+     (AVX512_VNNI, "auto", "auto", ["fp32", "int8"]), ({"avx2": True, "avx_vnni": True}, "auto", "auto", ["fp32", "int8"]),
+     (AVX512_BF16, "auto", "auto", ["fp32", "bf16", "int8-weight"]),
+     (SPR, "auto", "auto", ["fp32", "bf16", "int8", "int8-weight"]), (SPR, "auto", None, ["fp32", "bf16"]),
+     (SPR, "float32", "auto", ["fp32"]), (SPR, "bfloat16", "auto", ["bf16"])],
+)
+def test_kernel_candidates_are_gated_by_capability(caps, dtype, quantize, want):
+    assert kernel_candidates(caps, dtype, quantize) == want
+
+
+def test_workload_weights_shapes_by_count_and_head_sees_one_row():
+    items = {(i, o, r): w for i, o, r, w in workload(SMOL_SHAPES, prompt_tokens=300, new_tokens=32, prefill_rows=256)}
+    assert items[(576, 576, 1)] == 60 * 32 and items[(576, 576, 256)] == pytest.approx(60 * 300 / 256)
+    assert items[(576, 49152, 1)] == 33 and (576, 49152, 256) not in items  # lm_head: last prompt token only
+    t = {"a": {k: 1.0 for k in items}, "b": {}}
+    assert estimate_all(t, list(workload(SMOL_SHAPES))) == {"a": pytest.approx(sum(items.values()))}
+
+
+def test_avx2_only_gets_fp32_whatever_a_timing_says(tmp_path):
+    calls: list = []
+    d = decide_kernel(SMOL_SHAPES, AVX2_ONLY, cache_root=tmp_path, bench=fake_bench({"int8": 0.01}, calls))
+    assert (d.kernel, d.source, calls) == ("fp32", "capability", [])  # gates first: nothing to measure
+    assert any(r.startswith("int8: no VNNI") for r in d.reasons)
+    assert any(r.startswith("bf16: no native bf16") for r in d.reasons)
+    # Even a fake table that says int8 is 100x faster cannot select a gated-off kernel.
+    assert choose_kernel(kernel_candidates(AVX2_ONLY), {"fp32": 1.0, "int8": 0.01}).kernel == "fp32"
+
+
+def test_vnni_picks_int8_when_it_is_fastest(tmp_path):
+    calls: list = []
+    d = decide_kernel(SMOL_SHAPES, AVX512_VNNI, threads=2, cache_root=tmp_path,
+                      bench=fake_bench({"fp32": 1.0, "int8": 0.5}, calls))
+    assert (d.kernel, d.source) == ("int8", "measured")
+    assert d.ratios == {"fp32": 1.0, "int8": pytest.approx(0.5)}
+    assert calls == [["fp32", "int8"], ["fp32", "int8"]]  # measured, then confirmed by a second pass
+    assert "auto: int8 (int8 0.50x of fp32" in d.describe()
+    plan = plan_acceleration(AVX512_VNNI, threads=2, decision=d)
+    assert (plan.dtype, plan.quantize, plan.kernel) == ("float32", "int8", "int8")
+    assert "int8 0.50x of fp32" in plan.describe() and any("confirmed" in r for r in plan.reasons)
+    assert plan.warnings == ()
+
+
+def test_amx_picks_bf16_when_it_is_fastest(tmp_path):
+    speed = {"fp32": 1.0, "bf16": 0.4, "int8": 0.6, "int8-weight": 0.5}
+    d = decide_kernel(SMOL_SHAPES, SPR, cache_root=tmp_path, bench=fake_bench(speed))
+    assert d.kernel == "bf16"
+    assert {k: round(v, 2) for k, v in d.ratios.items()} == speed
+    plan = plan_acceleration(SPR, decision=d)
+    assert (plan.dtype, plan.quantize, plan.bf16_mode) == ("bfloat16", None, "weights")
+
+
+@pytest.mark.parametrize("speed", [{"bf16": 1.3, "int8": 0.97, "int8-weight": 2.0}, {"bf16": 0.951, "int8": 1.0}])
+def test_a_candidate_not_clearly_faster_than_fp32_is_never_chosen(tmp_path, speed):
+    speed = {"fp32": 1.0, "int8-weight": 1.5, **speed}
+    d = decide_kernel(SMOL_SHAPES, SPR, cache_root=tmp_path, bench=fake_bench(speed))
+    assert d.kernel == "fp32" and d.reasons[0].startswith("chose fp32")
+    assert plan_acceleration(SPR, decision=d).kernel == "fp32"
+
+
+def test_a_win_that_a_second_pass_does_not_confirm_falls_back_to_fp32_and_is_not_cached(tmp_path):
+    calls: list = []
+    fast, slow = fake_bench({"fp32": 1.0, "int8": 0.5}), fake_bench({"fp32": 1.0, "int8": 1.2})
+
+    def noisy(items, kernels, threads):
+        calls.append(list(kernels))
+        return (fast if len(calls) % 2 else slow)(items, kernels, threads)
+
+    d = decide_kernel(SMOL_SHAPES, AVX512_VNNI, cache_root=tmp_path, bench=noisy)
+    assert d.kernel == "fp32" and "measured again" in d.reasons[0]
+    assert not list(tmp_path.glob("kernel-plans/*.json"))
+    decide_kernel(SMOL_SHAPES, AVX512_VNNI, cache_root=tmp_path, bench=noisy)
+    assert len(calls) == 4  # measured again
+
+
+def test_a_busy_machine_gets_fp32_and_nothing_cached(tmp_path):
+    calls: list = []
+
+    def drifting(items, kernels, threads):  # fp32 itself times 1.5x slower in the second pass
+        calls.append(list(kernels))
+        return fake_bench({"fp32": 1.0 if len(calls) == 1 else 1.5, "int8": 0.5})(items, kernels, threads)
+
+    d = decide_kernel(SMOL_SHAPES, AVX512_VNNI, cache_root=tmp_path, bench=drifting)
+    assert d.kernel == "fp32" and "too busy" in d.reasons[0]
+    assert not list(tmp_path.glob("kernel-plans/*.json"))
+
+
+def test_cache_hit_skips_the_benchmark(tmp_path):
+    calls: list = []
+    bench = fake_bench({"fp32": 1.0, "int8": 0.5}, calls)
+    kw = dict(threads=2, cache_root=tmp_path, model_id="smol-abc", torch_version="2.13.0",
+              aten_capability="AVX512", bench=bench)
+    first = decide_kernel(SMOL_SHAPES, AVX512_VNNI, **kw)
+    assert len(calls) == 2 and first.source == "measured"
+    again = decide_kernel(SMOL_SHAPES, AVX512_VNNI, **kw)
+    assert len(calls) == 2 and again.source == "cache"
+    assert (again.kernel, again.ratios, again.reasons) == (first.kernel, first.ratios, first.reasons)
+    # Another thread count, capability or model is another key: measured afresh.
+    decide_kernel(SMOL_SHAPES, AVX512_VNNI, **{**kw, "threads": 1})
+    decide_kernel(SMOL_SHAPES, AVX512_VNNI, **{**kw, "aten_capability": "AVX2"})
+    decide_kernel(SMOL_SHAPES, AVX512_VNNI, **{**kw, "model_id": "other"})
+    assert len(calls) == 8
+    assert len(list(tmp_path.glob("kernel-plans/*.json"))) == 4
+    assert not list(tmp_path.glob("kernel-plans/.*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("garbage", ["{not json", '{"key": 1}', "", '{"key": null, "decision": {"kernel": "int4"}}'])
+def test_a_corrupt_cache_file_is_ignored_and_rewritten(tmp_path, garbage):
+    import json
+
+    calls: list = []
+    kw = dict(threads=2, cache_root=tmp_path, model_id="m", torch_version="t", bench=fake_bench({"fp32": 1, "int8": 0.5}, calls))
+    key = cache_key(AVX512_VNNI, model_id="m", shapes=SMOL_SHAPES, threads=2, torch_version="t",
+                    candidates=["fp32", "int8"])
+    path = cache_file(tmp_path, key)
+    path.parent.mkdir(parents=True)
+    path.write_text(garbage)
+    assert decide_kernel(SMOL_SHAPES, AVX512_VNNI, **kw).kernel == "int8" and len(calls) == 2
+    stored = json.loads(path.read_text())
+    assert stored["key"] == key and stored["decision"]["kernel"] == "int8"
+    assert decide_kernel(SMOL_SHAPES, AVX512_VNNI, **kw).source == "cache" and len(calls) == 2
+
+
+def test_kernel_decision_round_trips_and_rejects_unknown_kernels():
+    d = choose_kernel(["fp32", "bf16"], {"fp32": 2.0, "bf16": 1.0})
+    back = KernelDecision.from_json(d.to_json())
+    assert (back.kernel, back.ratios, back.source) == ("bf16", {"fp32": 1.0, "bf16": 0.5}, "cache")
+    with pytest.raises(ValueError):
+        KernelDecision.from_json({**d.to_json(), "kernel": "int4"})
+    unmeasured = choose_kernel(["fp32", "int8"], {"fp32": 1.0})
+    assert unmeasured.kernel == "fp32" and "could not be measured" in unmeasured.reasons[1]
+
+
+def test_auto_without_a_measurement_falls_back_to_capabilities():
+    assert plan_acceleration(SPR).kernel == "bf16" and plan_acceleration(AVX2_ONLY).kernel == "fp32"
+    assert plan_acceleration(SPR, quantize=None).kernel == "bf16"
+    assert plan_acceleration(SPR, dtype="float32").kernel == "fp32"  # explicit dtype: as asked, not quantized
+    assert plan_acceleration(SPR, quantize="none").quantize is None  # YAML spelling
+
+
+def test_explicit_slow_choices_are_honoured_with_a_warning():
+    int8 = plan_acceleration(AVX2_ONLY, quantize="int8")
+    assert int8.kernel == "int8"
+    assert len(int8.warnings) == 1 and "without VNNI" in int8.warnings[0] and "quantize='auto'" in int8.warnings[0]
+    assert plan_acceleration(AVX512_VNNI, quantize="int8").warnings == ()
+    assert plan_acceleration(SPR, quantize="int8").warnings == ()
+    bf16 = plan_acceleration(AVX2_ONLY, dtype="bfloat16")
+    assert "slower than fp32" in bf16.warnings[0]
+    assert plan_acceleration(AMX, dtype="bfloat16").warnings == ()
+
+
+@pytest.mark.parametrize("caps, int8_advised", [(AVX2_ONLY, False), (AVX512_ONLY, False), (AVX512_VNNI, True)])
+def test_int8_weight_error_advises_only_what_is_fast_here(caps, int8_advised):
+    with pytest.raises(ValueError) as err:
+        plan_acceleration(caps, quantize="int8-weight")
+    msg = str(err.value)
+    assert "quantize='auto'" in msg and "dtype='float32'" in msg
+    assert ("quantize='int8'" in msg) is int8_advised
+
+
+def test_plans_from_the_torch_capability_of_this_process():
+    code = ("from autorag_hp.generators.accel import cpu_capabilities, plan_acceleration\n"
+            "caps = cpu_capabilities()\n"
+            "print(caps['torch_cpu_capability'], plan_acceleration(caps).tier, bool(caps.get('avx512_f')))")
+    env = {**__import__("os").environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    cap, tier, avx512 = out.stdout.split()
+    assert cap in ("AVX2", "DEFAULT") and tier in ("avx2", "basic") and avx512 == "False"
 
 
 def test_package_import_is_light():
@@ -242,6 +458,29 @@ def test_int8_keeps_the_answer(smol):
     assert q.plan == AccelerationPlan(dtype="float32", quantize="int8", threads=1, tier=q.plan.tier)
     assert "Int8DynamicLinear" in {type(m).__name__ for m in q.model.modules()}
     assert "Paris" in q.generate(FRANCE, max_new_tokens=16).text
+
+
+def test_auto_plan_is_measured_once_then_read_from_the_cache(tmp_path):
+    from autorag_hp.generators import LocalGenerator
+    from autorag_hp.generators.local import convert_gguf, default_gguf_path
+
+    converted = convert_gguf(default_gguf_path())  # the shared converted copy: no second conversion here
+    (tmp_path / converted.name).symlink_to(converted)
+    first = LocalGenerator(quantize="auto", threads=1, cache_dir=tmp_path)
+    d = first.plan.decision
+    assert d is not None and first.plan.kernel == d.kernel and d.kernel in d.candidates
+    assert d.candidates[0] == "fp32" and d.source in ("measured", "capability")
+    assert d.describe() in first.describe()
+    plans = list(tmp_path.glob("kernel-plans/*.json"))
+    second = LocalGenerator(threads=1, cache_dir=tmp_path)  # the defaults are auto
+    if d.source == "capability":  # one candidate on this CPU (e.g. AVX2 only): nothing to measure or cache
+        assert second.plan.decision.source == "capability" and not plans
+    elif plans:
+        assert second.plan.decision.source == "cache" and second.plan.kernel == d.kernel
+        assert second.plan.decision.ratios == d.ratios
+    else:  # a win a second pass did not confirm (a busy machine): fp32, measured again next time
+        assert d.kernel == "fp32" and "measured again" in d.reasons[0]
+    assert second.generate(FRANCE, max_new_tokens=8).completion_tokens >= 1
 
 
 # ------------------------------------------------------------------------------------------- LangChain

@@ -10,8 +10,14 @@ The decision logic is a pure function over a capability table (the dict that
     >>> plan_acceleration({"avx2": True}, dtype="auto").dtype
     'float32'
 
+Without a measurement (``decision=None``) ``auto`` falls back to the capability choice above and never
+quantizes; :class:`~autorag_hp.generators.local.LocalGenerator` passes the
+:class:`~autorag_hp.generators.kernel_plan.KernelDecision` of a one-off micro-benchmark of the model's own
+linear shapes (cached), which may pick int8, bf16, int8-weight or fp32, never one slower than fp32.
+
 Why gate bf16: on CPUs without native bf16 dot products (``avx512_bf16``) or AMX tiles (``amx_bf16``) oneDNN
-emulates bf16 with conversions, which is slower than plain fp32.
+emulates bf16 with conversions, which is slower than plain fp32. Why gate int8 (W8A8, ``torch._int_mm``): without
+VNNI (``avx512_vnni``, ``avx_vnni``, ``amx_int8``) it is ~30x slower than an fp32 matmul on an AVX2 CPU.
 
 intel-extension-for-pytorch (IPEX) has reached end of life and only supports torch <= 2.8; it is used only when
 it is installed *and* its major.minor matches torch's. Everything else comes from PyTorch itself (oneDNN).
@@ -22,29 +28,83 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel_plan import KernelDecision
 
 DTYPES = ("auto", "float32", "bfloat16")
+# "auto": the fastest of fp32 / int8 / int8-weight / bf16 on this CPU, by capability and a measurement.
 # "int8-dynamic" is torch.ao's per-tensor dynamic quantization, kept only to reproduce answers made with it (the
 # ground-truth grid eval/results/grid_python_docs.*): it raises SmolLM2's perplexity by ~200 %; use "int8".
-QUANTIZE = (None, "int8", "int8-weight", "int8-dynamic")
+QUANTIZE = ("auto", None, "int8", "int8-weight", "int8-dynamic")
 BF16_MODES = ("weights", "autocast")
 IPEX_MAX_TORCH = (2, 8)
 
 
-def cpu_capabilities() -> dict:
-    """The capability table of this CPU, from ``torch.cpu.get_capabilities()`` (empty if unavailable)."""
+def torch_cpu_capability() -> str:
+    """``torch.backends.cpu.get_cpu_capability()``: the vector ISA ATen's kernels use (``AVX512``, ``AVX2``,
+    ``DEFAULT``, ...); ``ATEN_CPU_CAPABILITY`` lowers it. Empty if unavailable."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # pragma: no cover - very old or exotic builds
+        return ""
+
+
+def onednn_max_isa() -> str | None:
+    """The ISA limit oneDNN was given (``$ONEDNN_MAX_CPU_ISA`` or the older ``$DNNL_MAX_CPU_ISA``), if any."""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None
+
+
+def cpu_capabilities(effective: bool = True) -> dict:
+    """The capability table of this CPU, from ``torch.cpu.get_capabilities()`` (empty if unavailable).
+
+    ``effective=True`` (the default) treats as absent the flags torch will not use here (an AVX-512 CPU run with
+    ``ATEN_CPU_CAPABILITY=avx2`` or ``ONEDNN_MAX_CPU_ISA=AVX2``), see
+    :func:`~autorag_hp.generators.kernel_plan.effective_capabilities`, and adds ``torch_cpu_capability`` and
+    ``onednn_max_cpu_isa`` to the table."""
     import torch
 
     get = getattr(torch.cpu, "get_capabilities", None)
     try:
-        return dict(get()) if get else {}
+        caps = dict(get()) if get else {}
     except Exception:  # pragma: no cover - very old or exotic builds
-        return {}
+        caps = {}
+    if not effective:
+        return caps
+    from .kernel_plan import effective_capabilities
+
+    cap, isa = torch_cpu_capability(), onednn_max_isa()
+    caps = effective_capabilities(caps, cap, isa)
+    caps["torch_cpu_capability"] = cap
+    caps["onednn_max_cpu_isa"] = isa or ""
+    return caps
 
 
 def has_native_bf16(caps: Mapping) -> bool:
     """True when the CPU computes bf16 natively: AMX tiles (``amx_bf16``) or AVX-512-BF16 (``avx512_bf16``)."""
     return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+
+
+def has_vnni(caps: Mapping) -> bool:
+    """True when int8 dot products are native (``avx512_vnni``, ``avx_vnni`` or ``amx_int8``): only then is
+    ``quantize="int8"`` (``torch._int_mm``) faster than fp32."""
+    return bool(caps.get("avx512_vnni") or caps.get("avx_vnni") or caps.get("amx_int8"))
+
+
+def normalize_quantize(quantize):
+    """``None`` for the spellings of "no quantization" a YAML spec produces (``none``, ``off``, ``false``)."""
+    if quantize is False or (isinstance(quantize, str) and quantize.strip().lower() in ("none", "off", "false")):
+        return None
+    return quantize
+
+
+def needs_measurement(dtype: str, quantize: str | None) -> bool:
+    """True when the request leaves the kernel to ``auto``: ``dtype="auto"`` with ``quantize="auto"`` (fp32,
+    bf16, int8 or int8-weight) or ``quantize=None`` (fp32 or bf16). An explicit dtype is honoured as asked."""
+    return dtype == "auto" and quantize in ("auto", None)
 
 
 def cpu_tier(caps: Mapping) -> str:
@@ -105,6 +165,15 @@ class AccelerationPlan:
     use_ipex: bool = False
     tier: str = "basic"
     reasons: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # LocalGenerator emits them as warnings
+    decision: KernelDecision | None = field(default=None, compare=False)  # what auto measured, if it did
+
+    @property
+    def kernel(self) -> str:
+        """``fp32``, ``bf16``, ``int8``, ``int8-weight`` or ``int8-dynamic``."""
+        if self.quantize:
+            return self.quantize
+        return "bf16" if self.dtype == "bfloat16" else "fp32"
 
     def describe(self) -> str:
         parts = [self.dtype if self.quantize is None else f"{self.quantize} ({self.dtype} activations)"]
@@ -116,6 +185,8 @@ class AccelerationPlan:
             parts.append("IPEX")
         parts.append(f"threads={self.threads}")
         parts.append(f"cpu={self.tier}")
+        if self.decision is not None:
+            parts.append(self.decision.describe())
         return ", ".join(parts)
 
 
@@ -124,27 +195,54 @@ def plan_acceleration(
     *,
     dtype: str = "auto",
     bf16_mode: str = "weights",
-    quantize: str | None = None,
+    quantize: str | None = "auto",
     compile: bool = False,
     threads: int | None = None,
     ipex: bool | None = None,
     ipex_version: str | None = None,
     torch_version: str = "2.13.0",
+    decision: KernelDecision | None = None,
 ) -> AccelerationPlan:
     """Decide dtype, quantization, compile, threads and IPEX from a capability table. Pure: no torch needed.
 
+    ``dtype="auto"`` with ``quantize="auto"`` (or ``None``): the kernel of ``decision`` (a measurement, see
+    :mod:`~autorag_hp.generators.kernel_plan`); without one, bf16 where the CPU has native bf16, else fp32.
+    An explicit dtype (``"float32"``, ``"bfloat16"``) with ``quantize="auto"`` is that dtype, unquantized.
     ``ipex``: None = use it if installed and compatible; False = never; True = require it (error if unusable).
     ``threads``: None = the number of physical cores in ``caps`` (or ``os.cpu_count()``).
     """
+    quantize = normalize_quantize(quantize)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
+    if quantize == "auto" and dtype != "auto":
+        quantize = None  # an explicit dtype is honoured as asked: nothing is left to choose
     if bf16_mode not in BF16_MODES:
         raise ValueError(f"bf16_mode must be one of {BF16_MODES}, got {bf16_mode!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1 (or None for one per physical core), got {threads}")
     reasons: list[str] = []
+    warns: list[str] = []
     tier = cpu_tier(caps)
-    if quantize in ("int8", "int8-dynamic"):
+    auto = needs_measurement(dtype, quantize)
+    if not auto:
+        decision = None  # an explicit choice is honoured as asked
+    if auto:
+        if decision is not None:
+            chosen, quantize = decision.dtype, decision.quantize
+            reasons.append(decision.describe())
+            reasons.extend(decision.reasons)
+        else:
+            quantize = None
+            chosen = choose_dtype(caps, dtype)
+            if dtype == "auto":
+                reasons.append(
+                    f"bf16: CPU has {'AMX' if tier == 'amx' else 'AVX-512-BF16'} (capability only, not measured)"
+                    if chosen == "bfloat16"
+                    else "fp32: CPU has neither amx_bf16 nor avx512_bf16 (bf16 would be slower)"
+                )
+    elif quantize in ("int8", "int8-dynamic"):
         if dtype == "bfloat16":
             raise ValueError(f"quantize={quantize!r} runs with fp32 activations; use dtype='auto' or 'float32' with it")
         chosen = "float32"
@@ -153,26 +251,33 @@ def plan_acceleration(
             if quantize == "int8"
             else "int8-dynamic: torch.ao per-tensor dynamic int8 (legacy; ~+200 % perplexity on SmolLM2)"
         )
+        if quantize == "int8" and not has_vnni(caps):
+            warns.append(
+                f"quantize='int8' on a CPU without VNNI ({_cpu_words(caps)}): torch._int_mm is emulated here and "
+                "generation is several times slower than fp32. The defaults quantize='auto', dtype='auto' pick the "
+                "fastest kernel."
+            )
     elif quantize == "int8-weight":
         if dtype == "float32":
-            raise ValueError("quantize='int8-weight' computes in bf16; use dtype='auto' or 'bfloat16' with it")
+            raise ValueError("quantize='int8-weight' computes in bf16; use dtype='auto' or 'bfloat16' with it, or "
+                             "leave quantize out for plain fp32")
         if dtype == "auto" and not has_native_bf16(caps):
             raise ValueError(
-                "quantize='int8-weight' needs a CPU with native bf16 (amx_bf16 or avx512_bf16) to be fast; "
-                "use quantize='int8' here, or dtype='bfloat16' to force it"
+                f"quantize='int8-weight' needs a CPU with native bf16 (amx_bf16 or avx512_bf16) to be fast, and "
+                f"this one has none ({_cpu_words(caps)}). {_fast_here(caps)} Pass dtype='bfloat16' to force "
+                "int8-weight anyway (slower than fp32 here)."
             )
         chosen = "bfloat16"
         reasons.append("int8-weight: int8 weights with bf16 activations; other layers bf16")
+        if not has_native_bf16(caps):
+            warns.append(f"quantize='int8-weight' without native bf16 ({_cpu_words(caps)}): slower than fp32 here. "
+                         + _fast_here(caps))
     else:
         chosen = choose_dtype(caps, dtype)
-        if dtype == "auto":
-            reasons.append(
-                f"bf16: CPU has {'AMX' if tier == 'amx' else 'AVX-512-BF16'}"
-                if chosen == "bfloat16"
-                else "fp32: CPU has neither amx_bf16 nor avx512_bf16 (bf16 would be slower)"
-            )
-        elif chosen == "bfloat16" and not has_native_bf16(caps):
+        if chosen == "bfloat16" and not has_native_bf16(caps):
             reasons.append("bf16 requested without native support: expect it to be slower than fp32")
+            warns.append(f"dtype='bfloat16' without native bf16 ({_cpu_words(caps)}): bf16 is emulated and "
+                         f"slower than fp32 here. {_fast_here(caps)}")
     if threads is None:
         threads = int(caps.get("num_physical_cores") or os.cpu_count() or 1)
     ok, why = ipex_compatible(ipex_version, torch_version)
@@ -189,7 +294,24 @@ def plan_acceleration(
         use_ipex=use_ipex,
         tier=tier,
         reasons=tuple(reasons),
+        warnings=tuple(warns),
+        decision=decision,
     )
+
+
+def _cpu_words(caps: Mapping) -> str:
+    cap = caps.get("torch_cpu_capability")
+    tier = cpu_tier(caps)
+    return f"torch CPU capability {cap}, tier {tier}" if cap else f"tier {tier}"
+
+
+def _fast_here(caps: Mapping) -> str:
+    """What to use instead, naming only kernels that are fast on ``caps``."""
+    fast = ["the defaults quantize='auto', dtype='auto' (they measure and pick the fastest kernel)",
+            "dtype='float32' (plain fp32)"]
+    if has_vnni(caps):
+        fast.append("quantize='int8' (this CPU has VNNI)")
+    return "Use " + ", or ".join(fast) + "."
 
 
 def installed_ipex_version() -> str | None:

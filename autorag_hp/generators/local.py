@@ -24,11 +24,21 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .accel import AccelerationPlan, apply_plan, cpu_capabilities, installed_ipex_version, plan_acceleration
+from .accel import (
+    AccelerationPlan,
+    apply_plan,
+    cpu_capabilities,
+    installed_ipex_version,
+    needs_measurement,
+    normalize_quantize,
+    onednn_max_isa,
+    plan_acceleration,
+)
 from .base import Generation, Messages
 
 GGUF_MAGIC = b"GGUF"
@@ -196,14 +206,22 @@ class LocalGenerator:
     model: ``None`` (bundled SmolLM2-135M-Instruct GGUF), a ``.gguf`` file (converted once to a cached
         safetensors copy), or a local transformers model directory (Llama, Qwen, GLM, GLM-4, ... ;
         ChatGLM-6B/2/3 need ``trust_remote_code=True``).
-    dtype: ``"auto"`` (bf16 on CPUs with AMX or AVX-512-BF16, else fp32), ``"float32"`` or ``"bfloat16"``.
+    dtype: ``"auto"`` (the default: see ``quantize``), ``"float32"`` or ``"bfloat16"`` (honoured as asked:
+        an explicit dtype with ``quantize="auto"`` is that dtype, unquantized and unmeasured).
     bf16_mode: ``"weights"`` (cast weights to bf16) or ``"autocast"`` (fp32 weights, bf16 autocast).
-    quantize: ``None``, ``"int8"`` (every ``nn.Linear`` as int8 weights x per-token int8 activations),
-        ``"int8-weight"`` (int8 weights, bf16 compute) or ``"int8-dynamic"`` (torch.ao per-tensor dynamic int8:
-        legacy and low quality, only to reproduce answers made with it, e.g. the ground-truth grid).
+    quantize: ``"auto"`` (the default: the fastest of fp32, bf16 weights, int8 and int8-weight on this CPU,
+        never slower than fp32: capability gates, then a one-off micro-benchmark of the model's own linear
+        shapes, cached per CPU capability, model, threads and torch version under ``cache_dir``; see
+        :mod:`autorag_hp.generators.kernel_plan`; ``plan.describe()`` says what was chosen and the measured
+        ratios against fp32), ``None`` (no quantization; with ``dtype="auto"`` still fp32 or bf16 by
+        measurement), ``"int8"`` (every ``nn.Linear`` as int8 weights x per-token int8 activations: fast only
+        with VNNI), ``"int8-weight"`` (int8 weights, bf16 compute: needs native bf16) or ``"int8-dynamic"``
+        (torch.ao per-tensor dynamic int8: legacy and low quality, only to reproduce answers made with it, e.g.
+        the ground-truth grid). Explicit choices are honoured; those slow on this CPU warn.
     compile: wrap the forward pass in ``torch.compile`` (needs a C++ compiler; first calls are slow).
     threads: torch intra-op threads (process-wide); ``None`` = one per physical core.
     ipex: ``None`` use IPEX if installed and matching torch; ``False`` never; ``True`` require it.
+    capabilities: plan for this capability table instead of this CPU's (``cpu_capabilities()``), e.g. to test.
     chat: apply the tokenizer's chat template (plain strings become one user message); ``False`` sends
         strings as raw text.
 
@@ -218,7 +236,7 @@ class LocalGenerator:
         *,
         dtype: str = "auto",
         bf16_mode: str = "weights",
-        quantize: str | None = None,
+        quantize: str | None = "auto",
         compile: bool = False,
         threads: int | None = None,
         ipex: bool | None = None,
@@ -237,8 +255,8 @@ class LocalGenerator:
         self.name = f"local:{path.stem}"
         self.model_dir = convert_gguf(path, cache_dir) if kind == "gguf" else path
         caps = cpu_capabilities() if capabilities is None else capabilities
-        self.plan: AccelerationPlan = plan_acceleration(
-            caps,
+        quantize = normalize_quantize(quantize)
+        plan_kwargs: dict[str, Any] = dict(
             dtype=dtype,
             bf16_mode=bf16_mode,
             quantize=quantize,
@@ -248,9 +266,28 @@ class LocalGenerator:
             ipex_version=installed_ipex_version(),
             torch_version=torch.__version__.split("+")[0],
         )
+        self.plan: AccelerationPlan = plan_acceleration(caps, **plan_kwargs)  # bad arguments fail before loading
         if self.plan.threads:
             torch.set_num_threads(self.plan.threads)
         self.tokenizer, model_obj = self._load(self.model_dir, trust_remote_code)
+        if needs_measurement(dtype, quantize):
+            from .kernel_plan import decide_kernel, linear_shapes
+
+            decision = decide_kernel(
+                linear_shapes(model_obj),
+                caps,
+                dtype=dtype,
+                quantize=quantize,
+                threads=self.plan.threads,
+                cache_root=cache_root(cache_dir),
+                model_id=self.model_dir.name,
+                torch_version=torch.__version__,
+                aten_capability=caps.get("torch_cpu_capability"),
+                onednn_max_isa=caps.get("onednn_max_cpu_isa") or onednn_max_isa(),
+            )
+            self.plan = plan_acceleration(caps, decision=decision, **plan_kwargs)
+        for message in self.plan.warnings:
+            warnings.warn(message, stacklevel=2)
         self.model = apply_plan(model_obj, self.plan)
         self.chat = chat
         self.system_prompt = system_prompt
