@@ -179,3 +179,16 @@ def test_the_estimate_projects_from_a_timed_sample_of_the_index_own_chunks(data,
     msg = build_notice(est, space, hybrid_dense="minilm")
     assert "rerun with: --space '{\"retrieval\": {\"embedding\": [\"bm25\", \"e5\"], \"top_k\": [1, 3]}}'" in msg
     assert msg.endswith("or, BM25 only: --set embedding=bm25")
+
+
+def test_timeout_stops_starting_new_questions_and_says_so(data, capsys):
+    # a timeout shorter than one question: exactly one question is answered, the summary says why it stopped
+    assert _tune(data, "--questions", "40", "--timeout", "0.000001", "--json") == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert (summary["questions"], summary["questions_requested"], summary["stopped"]) == (1, 40, "timeout")
+    assert "--timeout 1e-06 s reached after 1 of 40 questions" in captured.err
+    assert _tune(data, "--questions", "3", "--timeout", "600", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] is None
+    assert _tune(data, "--timeout", "0") == 2
+    assert "--timeout must be a number of seconds > 0" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """``autorag-hp demo``: what ``make demo`` runs.
 
 By default it tunes the real RAG pipeline (the bundled ``demo`` pipeline: the Python FAQ, BM25 and MiniLM
-retrieval, SmolLM2 with int8 linear layers) online with Hier-UCB on a stream of questions and prints the best
+retrieval, SmolLM2 with the kernels measured fastest on this CPU) online with Hier-UCB on a stream of questions and prints the best
 configurations. ``--synthetic`` instead replays every policy side by side on a reward table with a known
 optimum (seconds, no models).
 """
@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", action="store_true", help="replay the policies on a synthetic table instead")
     p.add_argument("--pipeline", default="demo", help="pipeline spec: a bundled name (default: %(default)s) or a YAML file")
     p.add_argument("--questions", type=int, default=48, help="questions to stream through the pipeline")
+    p.add_argument("--timeout", type=float, default=420,
+                   help="stop tuning after this many seconds (default %(default)s, so a slow CPU still finishes in "
+                        "~10 min; 0 = no limit)")
     p.add_argument("--policies", default="grid,random,ucb,thompson,epsilon_greedy,hier_ucb,hier_ts")
     p.add_argument("--budget", type=float, default=0.2, help="share of grid search's evaluations (default 0.2)")
     p.add_argument("--batch", type=int, default=None, help="questions per decision (synthetic: 4 as in the paper; live: 2)")
@@ -30,12 +33,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.synthetic:
         return run_synthetic(args)
+    import time
+
     from autorag_hp.cli import main
 
+    t0 = time.perf_counter()
     print("autorag-hp demo: tuning the bundled Python-FAQ RAG pipeline online with Hier-UCB")
-    print("(first run builds the BM25 and MiniLM indexes and converts SmolLM2 once; later runs reuse the cache)\n")
-    return main(["tune", "--pipeline", args.pipeline, "--policy", "hier_ucb",
-                 "--questions", str(args.questions), "--batch-size", str(args.batch or 2), "--seed", "0", "--top", "5"])
+    print("(the first run converts SmolLM2 once and builds the MiniLM indexes when a configuration first needs "
+          "them; later runs reuse the cache)\n")
+    rc = show_example(args.pipeline, t0)
+    if rc:
+        return rc
+    argv = ["tune", "--pipeline", args.pipeline, "--policy", "hier_ucb", "--questions", str(args.questions),
+            "--batch-size", str(args.batch or 2), "--seed", "0", "--top", "5"]
+    if args.timeout:
+        argv += ["--timeout", str(args.timeout)]
+    print(f"Tuning on up to {args.questions} questions"
+          + (f" or {args.timeout:g} s, whichever comes first" if args.timeout else "") + ":")
+    return main(argv)
+
+
+def show_example(pipeline: str, t0: float) -> int:
+    """Answer one question with the pipeline's default configuration (BM25: no index to embed) and print it,
+    so a newcomer sees what is being tuned before the tuning starts."""
+    import sys
+    import time
+
+    from autorag_hp.errors import AutoRAGHPError
+    from autorag_hp.rag import load_pipeline
+
+    try:
+        pipe = load_pipeline(pipeline, progress=True)
+        item = pipe.questions()[0]
+        print(f"Loading SmolLM2 and answering one question with the default configuration "
+              f"({' '.join(f'{k}={v}' for k, v in pipe.resolve_config(None).items())}) ...", flush=True)
+        answer = pipe.run(item)
+    except (AutoRAGHPError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"  generator: {pipe.generator.describe() if hasattr(pipe.generator, 'describe') else pipe.generator}")
+    print(f"  Q: {item.question}\n  A: {answer.text}\n  sources: {', '.join(c.source for c in answer.contexts)}"
+          f"{'  (gold: ' + ', '.join(item.sources) + ')' if item.sources else ''}")
+    print(f"  first answer {time.perf_counter() - t0:.1f} s after start ({answer.latency_s:.1f} s for this "
+          f"question, {answer.prompt_tokens} prompt + {answer.completion_tokens} new tokens)\n", flush=True)
+    return 0
 
 
 def run_synthetic(args: argparse.Namespace) -> int:

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", default="tune", help="study name inside the storage")
     p.add_argument("--batch-size", type=int, default=1, help="questions per bandit decision (paper: 4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timeout", type=float, default=None,
+                   help="stop starting new questions after this many seconds and summarize (as Optuna's timeout=)")
     p.add_argument("--top", type=int, default=5, help="how many configurations to list at the end")
     p.add_argument("--cache-dir", default=None, help="index/embedding cache (default: $AUTORAG_HP_CACHE or ~/.cache/autorag-hp)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -99,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     if args.questions < 1:
         print("error: --questions must be at least 1", file=sys.stderr)
         return 2
+    if args.timeout is not None and not args.timeout > 0:
+        print(f"error: --timeout must be a number of seconds > 0, got {args.timeout}", file=sys.stderr)
+        return 2
     if args.qa and not args.corpus:
         print("error: --qa needs --corpus (questions belong to a corpus)", file=sys.stderr)
         return 2
@@ -143,9 +148,13 @@ def run(args: argparse.Namespace) -> int:
     rewards: list[float] = []
     first_s = 0.0
     llm_calls = tokens = 0
+    stopped = None
     t0 = time.perf_counter()
     try:
         for item in stream:
+            if rewards and args.timeout is not None and time.perf_counter() - t0 >= args.timeout:
+                stopped = "timeout"
+                break
             trial = tuner.suggest()
             answer = pipe.run(item, {**fixed, **trial.config})
             r = float(reward_fn(answer, item))
@@ -163,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted after {len(rewards)} questions", file=sys.stderr)
+        stopped = "interrupted"
         if not rewards:
             return 130
     except AutoRAGHPError as e:
@@ -171,11 +181,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bar.close()
     elapsed = time.perf_counter() - t0
+    if stopped == "timeout":
+        print(f"--timeout {args.timeout:g} s reached after {len(rewards)} of {len(stream)} questions", file=sys.stderr)
     top = tuner.best(args.top)
     summary = {
         "pipeline": pipe.name,
         "policy": args.policy,
         "questions": len(rewards),
+        "questions_requested": len(stream),
+        "stopped": stopped,
         "distinct_questions": len(items),
         "configurations_in_space": space.size,
         "fixed": fixed,
