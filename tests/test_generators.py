@@ -302,6 +302,22 @@ def test_plans_from_the_torch_capability_of_this_process():
     assert cap in ("AVX2", "DEFAULT") and tier in ("avx2", "basic") and avx512 == "False"
 
 
+def test_int8_weight_leaves_widths_its_kernel_would_crash_on_in_bf16():
+    import torch
+
+    from autorag_hp.generators.int8 import Int8DynamicLinear, Int8WeightOnlyLinear, quantize_linears
+
+    # torch._weight_int8pack_mm segfaults when in_features % 16 != 0 (torch 2.13 CPU): such layers stay bf16.
+    model = torch.nn.Sequential(torch.nn.Linear(24, 32), torch.nn.Linear(32, 16)).to(torch.bfloat16)
+    assert quantize_linears(model, "int8-weight") == 1
+    assert [type(m) for m in model] == [torch.nn.Linear, Int8WeightOnlyLinear]
+    assert model(torch.randn(2, 24, dtype=torch.bfloat16)).shape == (2, 16)
+    # Timing stand-ins have the real layer's buffers (shapes, dtypes), built without quantizing.
+    blank, real = Int8DynamicLinear.blank(64, 32), Int8DynamicLinear(torch.nn.Linear(64, 32, bias=False))
+    assert [(b.shape, b.dtype) for b in blank.buffers()] == [(b.shape, b.dtype) for b in real.buffers()]
+    assert blank.weight_t.is_contiguous() and blank(torch.randn(3, 64)).shape == (3, 32)
+
+
 def test_package_import_is_light():
     code = ("import sys, autorag_hp.generators as g; assert 'torch' not in sys.modules; "
             "assert 'transformers' not in sys.modules; print(g.Generation.__name__)")

@@ -15,7 +15,11 @@ from __future__ import annotations
 import torch
 
 
-def _quantize_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _quantize_weight(weight) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(weight, _Blank):  # timing only: any values will do
+        out, inp = weight.shape
+        q = torch.ones((inp, out), dtype=torch.int8).t() if weight.transposed else torch.ones((out, inp), dtype=torch.int8)
+        return q, torch.full((out,), 0.01)
     w = weight.detach().float()
     scale = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
     q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
@@ -28,6 +32,28 @@ class _Int8Base(torch.nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         bias = linear.bias
         self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+
+    @classmethod
+    def blank(cls, in_features: int, out_features: int, **kwargs):
+        """A layer of this shape with constant weights, built without quantizing anything: for timing the
+        kernel (its speed does not depend on the values), see :mod:`autorag_hp.generators.kernel_plan`."""
+        stand_in = _BlankLinear(in_features, out_features)
+        stand_in.weight.transposed = cls is Int8DynamicLinear
+        return cls(stand_in, **kwargs)
+
+
+class _BlankLinear:
+    """Stands in for an ``nn.Linear`` in the constructors below: weight = a constant (no allocation work
+    beyond one fill), no bias."""
+
+    def __init__(self, in_features: int, out_features: int):
+        self.in_features, self.out_features, self.bias = in_features, out_features, None
+        self.weight = _Blank((out_features, in_features))
+
+
+class _Blank:
+    def __init__(self, shape, transposed: bool = False):
+        self.shape, self.transposed = shape, transposed  # transposed: stored [in, out] (what _int_mm takes)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -54,7 +80,14 @@ class Int8DynamicLinear(_Int8Base):
 
 
 class Int8WeightOnlyLinear(_Int8Base):
-    """W8A16: per-channel int8 weights, bf16 activations (``torch._weight_int8pack_mm``)."""
+    """W8A16: per-channel int8 weights, bf16 activations (``torch._weight_int8pack_mm``).
+
+    Only for ``in_features`` divisible by 16: torch 2.13's CPU kernel crashes the process (SIGSEGV) on other
+    widths, so :func:`quantize_linears` leaves such layers in bf16 (see :meth:`supports`)."""
+
+    @staticmethod
+    def supports(in_features: int, out_features: int) -> bool:
+        return in_features % 16 == 0
 
     def __init__(self, linear: torch.nn.Linear, compute_dtype: torch.dtype = torch.bfloat16):
         super().__init__(linear)
@@ -79,13 +112,15 @@ def int8_kernels_available() -> bool:
 
 
 def quantize_linears(model: torch.nn.Module, mode: str, skip: tuple[str, ...] = ()) -> int:
-    """Replace every ``nn.Linear`` (except names in ``skip``) in place; returns how many were replaced."""
+    """Replace every ``nn.Linear`` (except names in ``skip``, and shapes the kernel cannot take) in place; returns
+    how many were replaced."""
     make = {"int8": Int8DynamicLinear, "int8-weight": Int8WeightOnlyLinear}[mode]
+    fits = getattr(make, "supports", lambda i, o: True)
     n = 0
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
             full = f"{parent_name}.{child_name}" if parent_name else child_name
-            if type(child) is torch.nn.Linear and full not in skip:
+            if type(child) is torch.nn.Linear and full not in skip and fits(child.in_features, child.out_features):
                 setattr(parent, child_name, make(child))
                 n += 1
     return n

@@ -271,10 +271,11 @@ class LocalGenerator:
             torch.set_num_threads(self.plan.threads)
         self.tokenizer, model_obj = self._load(self.model_dir, trust_remote_code)
         if needs_measurement(dtype, quantize):
-            from .kernel_plan import decide_kernel, linear_shapes
+            from .kernel_plan import decide_kernel, linear_layers, linear_shapes
 
+            layers = linear_layers(model_obj)
             decision = decide_kernel(
-                linear_shapes(model_obj),
+                linear_shapes(layers),
                 caps,
                 dtype=dtype,
                 quantize=quantize,
@@ -284,7 +285,9 @@ class LocalGenerator:
                 torch_version=torch.__version__,
                 aten_capability=caps.get("torch_cpu_capability"),
                 onednn_max_isa=caps.get("onednn_max_cpu_isa") or onednn_max_isa(),
+                layers=layers,
             )
+            del layers
             self.plan = plan_acceleration(caps, decision=decision, **plan_kwargs)
         for message in self.plan.warnings:
             warnings.warn(message, stacklevel=2)
