@@ -217,6 +217,7 @@ class KernelDecision:
     reasons: tuple[str, ...] = field(default=(), compare=False)
     source: str = "measured"  # "measured", "cache" or "capability" (one candidate: nothing to measure)
     bench_s: float = field(default=0.0, compare=False)
+    stable: bool = field(default=True, compare=False)  # False: timings too noisy to cache; measured again
 
     @property
     def reference(self) -> str:
@@ -242,6 +243,8 @@ class KernelDecision:
         missing = [k for k in self.candidates[1:] if k not in r]
         how = {"measured": f"measured in {self.bench_s:.1f} s", "cache": "cached measurement",
                "capability": "only candidate on this CPU"}.get(self.source, self.source)
+        if not self.stable:
+            how += ", too noisy to cache: measured again at the next load"
         detail = (", ".join(others) + f" of {self.reference}; ") if others else ""
         detail += (", ".join(missing) + " not measured; ") if missing else ""
         return f"auto: {self.kernel} ({detail}{how})"
@@ -601,33 +604,47 @@ def decide_kernel(
     run = bench or LinearKernelBench(layers)
     t0 = time.perf_counter()
     first = estimate_all(run(items, cands, threads), items)
-    chosen = choose_kernel(cands, first)
-    ref, win = chosen.reference, chosen.kernel
-    # A second, independent pass of the reference (and the winner, if it is not the reference): a shared or busy
-    # machine can make one pass lie. The reference must time alike in both passes and the winner must win in
-    # both; else the reference is used and nothing is cached (measured again at the next load).
-    again = estimate_all(run(items, [ref] if win == ref else [ref, win], threads), items)
-    ref1, ref2, win2 = first.get(ref), again.get(ref), again.get(win)
-    reasons = list(chosen.reasons)
-    stable = bool(ref1 and ref2 and abs(ref2 / ref1 - 1) <= NOISE)
-    if not stable:
-        drift = f"{ref2 / ref1:.2f}x" if ref1 and ref2 else "not measured"
-        reasons = [f"chose {ref}: {ref} timed {drift} in a second pass against the first (allowed: "
-                   f"+-{NOISE:.0%}), the machine is too busy to measure; measured again at the next load",
-                   *reasons[1:]]
-    elif win != ref:
-        if win2 and win2 / ref2 < MARGIN:
-            reasons.append(f"confirmed by a second pass: {win} {win2 / ref2:.2f}x of {ref}")
-        else:
+    ref = cands[0]
+    ref1 = first.get(ref)
+    fast = [k for k in cands[1:] if ref1 and k in first and first[k] / ref1 < MARGIN]
+    # A second, independent pass of the reference and every candidate that won the first: a shared or busy
+    # machine can make one pass lie. A candidate is chosen only if it wins in both passes (kernels are
+    # interleaved within a pass, so their ratio survives slow load changes); the lowest mean ratio wins.
+    again = estimate_all(run(items, [ref, *fast], threads), items)
+    ref2 = again.get(ref)
+    ratios = {k: (first[k] / ref1 + again[k] / ref2) / 2 for k in fast if ref2 and k in again}
+    winners = {k: r for k, r in ratios.items() if again[k] / ref2 < MARGIN}
+    estimates = dict(first)
+    for k in [ref, *fast]:
+        if k in again and ref1 and ref2:
+            estimates[k] = (first[k] + again[k] * ref1 / ref2) / 2  # pass 2 rescaled to pass 1's reference
+    chosen = choose_kernel(cands, estimates)
+    reasons = list(chosen.reasons[1:])
+    stable = True
+    if winners:
+        win = min(winners, key=lambda k: (winners[k], cands.index(k)))
+        reasons.insert(0, f"chose {win}: {winners[win]:.2f}x the estimated time of {ref} per generation (mean of "
+                          f"two passes, both < {MARGIN:.2f}x)")
+    else:
+        win = ref
+        drift = ref2 / ref1 if ref1 and ref2 else None
+        lost = [f"{k} {again[k] / ref2:.2f}x" if ref2 and k in again else f"{k} not measured" for k in fast]
+        if lost:  # the passes disagree: keep fp32 now, but do not make it permanent
             stable = False
-            ratio = f"{win2 / ref2:.2f}x" if win2 else "not measured"
-            reasons = [f"chose {ref}: {win} was faster in one pass but not in a second ({ratio}); timings are "
-                       "noisy here, so it will be measured again at the next load", *reasons[1:]]
-    if not stable:
-        chosen = KernelDecision(ref, chosen.candidates, chosen.estimates)
+            head = (f"chose {ref}: {', '.join(fast)} won the first pass but not the second ({', '.join(lost)}); "
+                    "the passes disagree, so it is measured again at the next load")
+        elif drift is None or abs(drift - 1) > NOISE:
+            stable = False
+            head = (f"chose {ref}: no candidate is clearly faster, but {ref} timed "
+                    + (f"{drift:.2f}x" if drift else "unmeasured")
+                    + f" in the second pass against the first (allowed: +-{NOISE:.0%}): the machine is too busy "
+                    "to trust this, so it is measured again at the next load")
+        else:
+            head = f"chose {ref}: no candidate is clearly faster"
+        reasons.insert(0, head)
     elapsed = time.perf_counter() - t0
-    decision = KernelDecision(chosen.kernel, chosen.candidates, chosen.estimates, (*reasons, *notes),
-                              "measured", round(elapsed, 3))
+    decision = KernelDecision(win, tuple(cands), estimates, (*reasons, *notes), "measured", round(elapsed, 3),
+                              stable)
     if path is not None and stable:
         try:
             write_cached(path, key, decision)
