@@ -258,7 +258,7 @@ def test_a_pinned_key_leaves_the_tuned_space_and_rewards_come_by_name(pipeline, 
     p = argparse.ArgumentParser()
     add_arguments(p)
     s = settings_from_args(p.parse_args(["--reward", "python_docs_w0.5"]))
-    assert s.reward == "python_docs_w0.5" and s.pipeline == "python_docs"
+    assert s.reward == "python_docs_w0.5" and s.pipeline == "python_docs_faq"  # the FAQ slice by default, as tune
     (tmp_path / "r").mkdir()
     _, ctl = make_client(pipeline, tmp_path / "r", reward="python_docs_w0.5")
     assert (ctl.reward.w, ctl.reward.metric) == (0.5, "token_precision")

@@ -17,8 +17,9 @@ from autorag_hp import overrides
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("pipeline and storage")
-    g.add_argument("--pipeline", default="python_docs",
-                   help="pipeline spec: a bundled name (%(default)s, python_docs_faq, demo) or a YAML file")
+    g.add_argument("--pipeline", default="python_docs_faq",
+                   help="pipeline spec: a bundled name (%(default)s: the FAQ slice, indexes in minutes; python_docs: "
+                        "the whole docs, e5 indexes take ~30 min each on 2 cores; demo) or a YAML file")
     g.add_argument("--generator", default=None, help="override the spec's generator, e.g. 'extractive' (no LLM)")
     overrides.add_arguments(g)
     g.add_argument("--warm", action="store_true",

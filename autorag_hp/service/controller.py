@@ -44,7 +44,7 @@ class ServiceError(Exception):
 class ServiceSettings:
     """Everything ``autorag-hp serve`` can set. See ``autorag-hp serve --help``."""
 
-    pipeline: str = "python_docs"  # a bundled name or a YAML path (autorag_hp.specs)
+    pipeline: str = "python_docs_faq"  # a bundled name or a YAML path (autorag_hp.specs)
     storage: str | None = "sqlite:///tuning.db"
     generator: str | None = None
     space: dict[str, Any] | None = None
