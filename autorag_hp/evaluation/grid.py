@@ -16,6 +16,8 @@ Three ways to run, one worker code path:
   re-enqueues them (``RetryHeartbeatStaleTrialCallback``) so a restart finishes their units.
 
 Every mode resumes: cells already in the table are skipped; a killed run loses at most the cell in flight.
+Every run that computes cells records this machine's CPU fingerprint in the table's meta (``cpus``): LLM
+answers are bit-identical only on the same CPU kind (see :func:`autorag_hp.evaluation.table.made_on`).
 
 The pipeline is duck-typed: ``.space``, ``.questions()``, and either the stages ``retrieve(question, config)``,
 ``render_prompt(question, contexts, config)``, ``generate(messages, config)`` (for work sharing) or just
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from autorag_hp.evaluation.metrics import DEFAULT_METRICS, resolve_metrics
-from autorag_hp.evaluation.table import GridTable, worker_name
+from autorag_hp.evaluation.table import GridTable, unknown_cpu, worker_name
 from autorag_hp.types import Answer, Context, QAItem
 
 #: Config keys that decide retrieval; configurations equal on these share one retrieval per question.
@@ -80,6 +82,17 @@ def load_pipeline(spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
     from autorag_hp.rag import load_pipeline as _load  # the RAG pipeline's YAML loader
 
     return _load(s, **overrides)
+
+
+def this_cpu() -> dict[str, Any]:
+    """This machine's CPU fingerprint (:func:`autorag_hp.generators.accel.cpu_fingerprint`), or an unknown one
+    when torch is not installed (a pipeline without a local model)."""
+    try:
+        from autorag_hp.generators.accel import cpu_fingerprint
+
+        return cpu_fingerprint()
+    except ImportError:
+        return unknown_cpu("torch not installed")
 
 
 def question_id(item: QAItem) -> str:
@@ -406,6 +419,9 @@ def run_grid(
 
         old_rows, old_meta = read_export(import_from, space=space)
         n_new = table.add_rows(old_rows)
+        if n_new:  # the imported rows were computed where the export says (or on an unknown CPU)
+            for fp in old_meta.get("cpus") or [unknown_cpu(f"imported from {Path(import_from).name}")]:
+                table.record_cpu(fp)
         if not table.get_meta("imported_runs"):
             table.set_meta("imported_runs", (old_meta.get("totals") or {}))
         log(f"grid: imported {n_new} rows from {import_from}")
@@ -414,6 +430,8 @@ def run_grid(
     pending = sum(1 for u in units for k in u.keys() if k not in done)
     log(f"grid: {len(configs)} configurations x {len(items)} questions = {total} cells in {len(units)} units; "
         f"{total - pending} already in the table, {pending} to compute")
+    if pending:
+        table.record_cpu(this_cpu())  # answers depend on the float kernels of the CPU that computes them
     if pending and (workers > 1 or storage) and hasattr(pipe, "build_indexes"):
         log("grid: building the retrieval indexes once before the workers start")
         pipe.build_indexes(space)
