@@ -247,3 +247,14 @@ def test_the_ground_truth_grid_is_reproducible_from_its_suite():
     assert len(cells) == 4 * 16 and all(r["config"]["embedding"] == "bm25" for r in cells)
     pipe = load_pipeline(str(SUITE))
     check_ground_truth(pipe, cells, meta, reference=default_generator(dtype="float32", quantize=None, threads=1))
+
+
+def test_the_live_check_report_says_whether_the_cpu_kinds_match():
+    from autorag_hp.commands.bench import _cpu_note
+    from autorag_hp.evaluation.grid import this_cpu
+
+    assert "Same CPU kind" in _cpu_note({"cpus": [this_cpu()]})
+    note = _cpu_note({})
+    assert "Table computed on: not recorded" in note and "Not the same CPU kind" in note
+    with gzip.open(GROUND_TRUTH, "rt", encoding="utf-8") as f:
+        assert "unknown (AMD EPYC)" in _cpu_note(json.loads(f.readline())["_meta"])

@@ -157,6 +157,7 @@ def _live_check(args: argparse.Namespace, table) -> str:
              f"The same policies tuned on the live pipeline `{args.live}` through a real `Tuner` (each call runs "
              "retrieve → prompt → generate → metrics), on the table's questions in the replay's order, ranked by "
              "`Tuner.best` (observed means). *agree* = share of calls whose live reward equals the table's cell.", "",
+             _cpu_note(table.meta), "",
              "| policy | seed | live R@5 | replay R@5 | live served | replay served | live deployed | replay deployed | agree |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in [m.strip() for m in args.live_policies.split(",") if m.strip()]:
@@ -169,3 +170,23 @@ def _live_check(args: argparse.Namespace, table) -> str:
                          f"{live['served']:.4f} | {float(rep['served'][0]):.4f} | {live['deployed']:.4f} | "
                          f"{float(rep['deployed'][0]):.4f} | {live['agree']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu_note(meta: dict) -> str:
+    """Which CPU kinds made the table and run the live check: LLM answers agree exactly only on the same kind."""
+    from autorag_hp.evaluation.grid import this_cpu
+    from autorag_hp.evaluation.table import made_on, same_cpu_kind
+
+    def name(fp: dict | None) -> str:
+        if not fp or fp.get("capability") is None:
+            return f"unknown ({fp.get('cpu', '?')})" if fp else "not recorded"
+        return f"{fp.get('cpu')} ({fp['capability']}; {', '.join(fp.get('flags') or []) or 'no kernel flags'})"
+
+    here, table_cpu = this_cpu(), made_on(meta)
+    cpus = meta.get("cpus") or []
+    made = name(table_cpu) if table_cpu else (" + ".join(name(c) for c in cpus) or "not recorded")
+    same = same_cpu_kind(table_cpu, here)
+    return (f"Table computed on: {made}. Live check on: {name(here)}. "
+            + ("Same CPU kind: temperature-0 LLM answers should agree exactly." if same else
+               "Not the same CPU kind (or unknown): LLM answers may differ in their floating-point rounding, "
+               "so *agree* below 1 does not by itself mean the pipeline changed."))
