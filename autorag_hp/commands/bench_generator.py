@@ -1,86 +1,90 @@
 """``autorag-hp bench-generator``: speed and quality of the local generator on this CPU.
 
-For each variant (fp32, int8 = W8A8 per-token, int8-weight = W8 + bf16 activations, bf16 weights; optionally
-bf16 autocast) in one run: prefill tokens/s on a ~300-token RAG
-prompt, decode tokens/s, end-to-end latency for that prompt + 32 new tokens, with plain ``transformers``
-``generate`` on the same fp32 model as the baseline (our overhead ratio = baseline latency / ours). Quality:
-greedy outputs of each variant equal to fp32 on N FAQ prompts, and perplexity on held-out text (the Python
-tutorial from the Debian package ``python3.11-doc``), relative to fp32.
+For each variant (fp32, ``auto`` = what ``quantize="auto"``/``dtype="auto"`` choose here, int8 = W8A8 per-token,
+int8-weight = W8 + bf16 activations, bf16 weights; optionally bf16 autocast) in one run: prefill tokens/s on a
+~300-token RAG prompt, decode tokens/s, end-to-end latency for that prompt + 32 new tokens, with plain
+``transformers`` ``generate`` on the same fp32 model as the baseline (our overhead ratio = baseline latency /
+ours). Quality: greedy outputs of each variant equal to fp32 on N FAQ prompts, and perplexity on held-out text
+(the Python tutorial documents of the bundled ``python_docs`` corpus), relative to fp32. All data is bundled.
 
-    autorag-hp bench-generator --out eval/results/generator_bench.md --threads 1
+Every result carries the torch CPU capability (``torch.backends.cpu.get_cpu_capability()``) and the flags that
+choose kernels. Variants the capability gates rule out (int8 without VNNI, bf16 / int8-weight without native
+bf16: emulated, slower than fp32) are skipped unless ``--all-variants``; variants that fail to load are skipped
+with the reason.
+
+    autorag-hp bench-generator --out eval/results/generator_bench_<kind>.md --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
-DOC_ROOT = "/usr/share/doc/python3.11/html/_sources"
 VARIANTS = {
     "fp32": {"dtype": "float32"},
+    "auto": {},  # the defaults: quantize="auto", dtype="auto"
     "int8": {"quantize": "int8"},
     "int8-weight": {"quantize": "int8-weight", "dtype": "bfloat16"},
     "bf16": {"dtype": "bfloat16", "bf16_mode": "weights"},
     "bf16-autocast": {"dtype": "bfloat16", "bf16_mode": "autocast"},
 }
+# The kernel each variant runs, for the capability gates (auto gates itself).
+VARIANT_KERNEL = {"fp32": "fp32", "int8": "int8", "int8-weight": "int8-weight", "bf16": "bf16",
+                  "bf16-autocast": "bf16"}
+BASELINE = "plain transformers fp32 (baseline)"
+ENV_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="eval/results/generator_bench.md", help="markdown report path")
+    parser.add_argument("--out", default=None,
+                        help="markdown report path (default: eval/results/generator_bench_<cpu tier>.md)")
     parser.add_argument("--model", default=None, help="model dir or .gguf (default: bundled SmolLM2-135M-Instruct)")
-    parser.add_argument("--variants", default="fp32,int8,int8-weight,bf16",
+    parser.add_argument("--variants", default="fp32,auto,int8,int8-weight,bf16",
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
+    parser.add_argument("--all-variants", action="store_true",
+                        help="also time variants the capability gates rule out (emulated kernels: slow)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     parser.add_argument("--prompt-tokens", type=int, default=300, help="length of the RAG prompt")
     parser.add_argument("--new-tokens", type=int, default=32, help="new tokens per generation")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median)")
     parser.add_argument("--quality-prompts", type=int, default=50, help="FAQ prompts for the greedy-equality check")
-    parser.add_argument("--quality-variants", default="int8,int8-weight,bf16",
+    parser.add_argument("--quality-variants", default="auto,int8,int8-weight,bf16",
                         help="variants whose greedy outputs are compared with fp32 (slow ones can be left out)")
     parser.add_argument("--ppl-tokens", type=int, default=4096, help="held-out tokens for perplexity")
-    parser.add_argument("--docs", default=DOC_ROOT, help="python3.11-doc _sources folder (apt-get install python3.11-doc)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="model + kernel-plan cache (default: $AUTORAG_HP_CACHE/models or ~/.cache/autorag-hp/models)")
+    parser.add_argument("--note", action="append", default=[], help="a line added to the report (repeatable)")
 
 
 # ------------------------------------------------------------------------------------------------ data
 
 
-def _faq_items(doc_root: str) -> list[tuple[str, str]]:
-    """(question, answer text) pairs from the FAQ: headings ending in '?' and the prose under them."""
+def _faq_items() -> list[tuple[str, str]]:
+    """(question, answer text) pairs from the bundled FAQ (``python_docs_faq`` questions with their answers)."""
+    from autorag_hp.rag.data import load_bundled_questions
+
     items = []
-    for path in sorted(glob.glob(os.path.join(doc_root, "faq", "*.rst.txt"))):
-        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-        heads = [i for i in range(len(lines) - 1)
-                 if lines[i].strip() and re.fullmatch(r"([=\-~^*])\1{2,}", lines[i + 1].strip() or "x")]
-        for j, i in enumerate(heads):
-            q = lines[i].strip()
-            if not q.endswith("?"):
-                continue
-            end = heads[j + 1] if j + 1 < len(heads) else len(lines)
-            body = " ".join(s.strip() for s in lines[i + 2 : end] if s.strip() and not s.startswith(".."))
-            if len(body) > 80:
-                items.append((q, body))
+    for q in load_bundled_questions("python_docs_faq"):
+        body = " ".join(line.strip() for line in (q.answer or "").splitlines() if line.strip())
+        if len(body) > 80:
+            items.append((q.question, body))
     return items
 
 
-def _heldout_text(doc_root: str) -> tuple[str, str]:
-    files = sorted(glob.glob(os.path.join(doc_root, "tutorial", "*.rst.txt")))
-    if files:
-        return "\n\n".join(Path(f).read_text(encoding="utf-8", errors="replace") for f in files), \
-            f"{doc_root}/tutorial/*.rst.txt (python3.11-doc)"
-    # Fallback: any sizeable text file in the environment.
-    for pat in (os.path.join(sys.prefix, "lib", "python3.11", "site-packages", "*", "LICENSE*"),):
-        for f in sorted(glob.glob(pat)):
-            if os.path.getsize(f) > 20000:
-                return Path(f).read_text(errors="replace"), f
-    raise SystemExit("no held-out text: install python3.11-doc (apt-get install -y python3.11-doc) or pass --docs")
+def _heldout_text() -> tuple[str, str]:
+    """The Python tutorial (the ``tutorial/`` documents of the bundled ``python_docs`` corpus): not FAQ text."""
+    from autorag_hp.rag.data import load_bundled_corpus
+
+    docs = [d for d in load_bundled_corpus("python_docs") if d.id.startswith("tutorial/")]
+    if not docs:
+        raise SystemExit("the bundled python_docs corpus has no tutorial/ documents; reinstall autorag-hp")
+    return "\n\n".join(d.text for d in docs), f"bundled python_docs tutorial/*.rst ({len(docs)} documents)"
 
 
 def _rag_messages(gen, items, target_tokens: int, question_idx: int = 0) -> list[dict]:
@@ -122,33 +126,17 @@ def _short_messages(item) -> list[dict]:
 # ------------------------------------------------------------------------------------------------ timing
 
 
-def _median_time(fn, repeats: int) -> tuple[float, float]:
-    """Median (wall seconds, CPU seconds of this process) over ``repeats`` calls after one warm-up.
+def _speed_fns(gen, msgs, new_tokens: int, model=None):
+    """(prompt tokens, {"prefill": fn, "gen1": fn, "genN": fn}) on ``gen``'s model (or ``model``, same tokenizer)."""
+    import contextlib
 
-    CPU time is robust to other jobs on a shared machine (it counts only our own work); with several torch
-    threads it sums them, so compare CPU-time rates only at equal thread counts."""
-    fn()  # warm-up (oneDNN primitive creation, allocator)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
-
-
-def _speed(gen, msgs, new_tokens: int, repeats: int, model=None) -> dict:
-    """Prefill tok/s, decode tok/s and latency on ``gen``'s model (or on ``model``, same tokenizer)."""
     import torch
 
     enc = gen._encode([gen.format_prompt(msgs)])
-    n_prompt = int(enc["input_ids"].shape[1])
     autocast = model is None and gen.plan.dtype == "bfloat16" and gen.plan.bf16_mode == "autocast"
     model = gen.model if model is None else model
 
     def scope():
-        import contextlib
-
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
         if autocast:
@@ -166,17 +154,40 @@ def _speed(gen, msgs, new_tokens: int, repeats: int, model=None) -> dict:
                                pad_token_id=gen.tokenizer.pad_token_id)
         return run
 
-    (pw, pc), (w1, c1), (wn, cn) = (_median_time(prefill, repeats), _median_time(gen_n(1), repeats),
-                                    _median_time(gen_n(new_tokens), repeats))
-    return {
-        "prompt_tokens": n_prompt,
-        "prefill_tok_s": n_prompt / pw,
-        "decode_tok_s": (new_tokens - 1) / max(wn - w1, 1e-9),
-        "gen_latency_s": wn,
-        "prefill_tok_cpu_s": n_prompt / pc,
-        "decode_tok_cpu_s": (new_tokens - 1) / max(cn - c1, 1e-9),
-        "gen_cpu_s": cn,
-    }
+    return int(enc["input_ids"].shape[1]), {"prefill": prefill, "gen1": gen_n(1), "genN": gen_n(new_tokens)}
+
+
+def _speed_all(runs: dict, new_tokens: int, repeats: int, progress=None) -> dict:
+    """Prefill tok/s, decode tok/s and latency of every entry of ``runs`` (name -> :func:`_speed_fns`), median of
+    ``repeats`` after one warm-up. The variants are measured round-robin (each round times every variant once),
+    so a change of load on a shared machine hits all of them alike instead of whichever ran at that moment."""
+    times: dict[str, dict[str, list]] = {n: {k: [] for k in ("prefill", "gen1", "genN")} for n in runs}
+    for _, fns in runs.items():
+        for fn in fns[1].values():
+            fn()  # warm-up (oneDNN primitive creation, allocator)
+    for _ in range(repeats):
+        for name, (_, fns) in runs.items():
+            for key, fn in fns.items():
+                c0, t0 = time.process_time(), time.perf_counter()
+                fn()
+                times[name][key].append((time.perf_counter() - t0, time.process_time() - c0))
+            if progress is not None:
+                progress.update(1)
+    out = {}
+    for name, (n_prompt, _) in runs.items():
+        med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+               for k, v in times[name].items()}
+        (pw, pc), (w1, c1), (wn, cn) = med["prefill"], med["gen1"], med["genN"]
+        out[name] = {
+            "prompt_tokens": n_prompt,
+            "prefill_tok_s": n_prompt / pw,
+            "decode_tok_s": (new_tokens - 1) / max(wn - w1, 1e-9),
+            "gen_latency_s": wn,
+            "prefill_tok_cpu_s": n_prompt / pc,
+            "decode_tok_cpu_s": (new_tokens - 1) / max(cn - c1, 1e-9),
+            "gen_cpu_s": cn,
+        }
+    return out
 
 
 def _latency_vs_baseline(gen, plain, msgs, new_tokens: int, repeats: int) -> dict:
@@ -238,8 +249,33 @@ def _perplexity(gen, ids, window: int = 512) -> float:
 # ------------------------------------------------------------------------------------------------ main
 
 
+def _cpu_line(caps: dict, raw: dict) -> str:
+    """``torch capability AVX2; flags: avx2 (CPU reports: amx_bf16, ...)`` for every result line."""
+    from autorag_hp.generators.kernel_plan import relevant_flags
+
+    eff, rep = relevant_flags(caps), relevant_flags(raw)
+    line = f"torch CPU capability {caps.get('torch_cpu_capability') or '?'}; kernel flags: {', '.join(eff) or 'none'}"
+    if rep != eff:
+        line += f" (the CPU itself reports {', '.join(rep)}; the rest are masked by the environment)"
+    return line
+
+
+def _gate_reason(name: str, caps: dict) -> str | None:
+    """Why the capability gates rule out the kernel of ``name`` here, or None."""
+    from autorag_hp.generators.accel import has_native_bf16, has_vnni
+
+    kernel = VARIANT_KERNEL.get(name)
+    if kernel == "int8" and not has_vnni(caps):
+        return "no VNNI: torch._int_mm is emulated (slower than fp32)"
+    if kernel in ("bf16", "int8-weight") and not has_native_bf16(caps):
+        return "no native bf16: emulated (slower than fp32)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import warnings
+
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
@@ -253,28 +289,44 @@ def run(args: argparse.Namespace) -> int:
     bad = [v for v in names if v not in VARIANTS]
     if bad or "fp32" not in names:
         raise SystemExit(f"--variants must include fp32 and only use {list(VARIANTS)}; got {names}")
-    quality_names = [v for v in args.quality_variants.split(",") if v.strip() and v in names and v != "fp32"]
-    if not os.path.isdir(os.path.join(args.docs, "faq")):
-        raise SystemExit(f"{args.docs}/faq not found: apt-get install -y python3.11-doc, or pass --docs")
-    items = _faq_items(args.docs)
-    heldout, heldout_src = _heldout_text(args.docs)
-    caps = cpu_capabilities()
-    auto_plan = plan_acceleration(caps, threads=args.threads)
-    threads = auto_plan.threads
+    items = _faq_items()
+    heldout, heldout_src = _heldout_text()
+    caps, raw = cpu_capabilities(), cpu_capabilities(effective=False)
+    cpu = _cpu_line(caps, raw)
+    threads = plan_acceleration(caps, threads=args.threads).threads
     torch.set_num_threads(threads)
+    print(f"[{cpu}] threads={threads}", file=sys.stderr)
 
-    gens = {}
+    gens, skipped = {}, {}
     for name in tqdm(names, desc="loading variants", file=sys.stderr):
-        gens[name] = LocalGenerator(args.model, threads=threads, **VARIANTS[name])
+        why = None if args.all_variants else _gate_reason(name, caps)
+        if why:
+            skipped[name] = f"{why}; --all-variants times it anyway"
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # slow explicit choices warn; the table shows how slow
+                gens[name] = LocalGenerator(args.model, threads=threads, cache_dir=args.cache_dir, **VARIANTS[name])
+        except Exception as exc:  # a variant this CPU or torch build cannot run
+            skipped[name] = f"cannot run here: {type(exc).__name__}: {exc}"
+    for name, why in skipped.items():
+        print(f"[{cpu}] {name}: skipped ({why})", file=sys.stderr)
+    names = [n for n in names if n in gens]
+    quality_names = [v for v in args.quality_variants.split(",") if v.strip() and v in names and v != "fp32"]
     fp32 = gens["fp32"]
     plain = AutoModelForCausalLM.from_pretrained(str(fp32.model_dir), dtype=torch.float32).eval()
     msgs = _rag_messages(fp32, items, args.prompt_tokens)
 
-    speed = {}
-    for name in tqdm(names, desc="speed (prefill, decode, latency)", file=sys.stderr):
-        speed[name] = _speed(gens[name], msgs, args.new_tokens, args.repeats)
+    runs = {name: _speed_fns(gens[name], msgs, args.new_tokens) for name in names}
+    runs[BASELINE] = _speed_fns(fp32, msgs, args.new_tokens, model=plain)
+    with tqdm(total=args.repeats * len(runs), desc="speed (round-robin)", file=sys.stderr) as bar:
+        speed = _speed_all(runs, args.new_tokens, args.repeats, bar)
+    base_speed = speed.pop(BASELINE)
+    for name in names:
+        sp = speed[name]
+        print(f"[{cpu}] {name} ({gens[name].plan.describe()}): prefill {sp['prefill_tok_s']:.0f} tok/s, decode "
+              f"{sp['decode_tok_s']:.1f} tok/s, latency {sp['gen_latency_s']:.2f} s", file=sys.stderr)
     latency = _latency_vs_baseline(fp32, plain, msgs, args.new_tokens, args.repeats)
-    base_speed = _speed(fp32, msgs, args.new_tokens, args.repeats, model=plain)
 
     # Quality: greedy equality with fp32 on N FAQ prompts (batches of 10, same batching for every variant).
     qitems = items[: args.quality_prompts]
@@ -291,8 +343,10 @@ def run(args: argparse.Namespace) -> int:
     # ---------------------------------------------------------------------------------------------- report
     cmd = "autorag-hp " + " ".join(["bench-generator", *sys.argv[2:]]) if sys.argv[1:2] == ["bench-generator"] \
         else "autorag-hp bench-generator " + " ".join(sys.argv[1:])
+    env = [f"{k}={os.environ[k]}" for k in ENV_LIMITS if os.environ.get(k)]
+    if env:
+        cmd = " ".join(env) + " " + cmd
     load = os.getloadavg()
-    flags = [k for k in ("amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni", "avx512_f", "avx2") if caps.get(k)]
     lines = [
         "# Local generator benchmark",
         "",
@@ -300,34 +354,55 @@ def run(args: argparse.Namespace) -> int:
         cmd,
         "```",
         "",
+        *[f"- **{n}**" for n in args.note],
         f"- Model: `{Path(fp32.source).name}` (converted copy `{fp32.model_dir.name}`); torch {torch.__version__}, "
         f"Python {platform.python_version()}",
-        f"- CPU: {caps.get('cpu_name', platform.processor())}, tier `{cpu_tier(caps)}`, flags: {', '.join(flags)}; "
-        f"{caps.get('num_physical_cores', '?')} physical cores; torch threads = {threads}",
-        f"- `dtype='auto'` picks **{auto_plan.dtype}** here ({'; '.join(auto_plan.reasons)})",
-        f"- Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine: other jobs "
-        "ran at the same time, so absolute numbers are noisy; variants were measured in the same run)",
-        "- No CPU with AMX was available: the AMX path is covered only by tests with faked capability tables.",
+        f"- CPU: {caps.get('cpu_name', platform.processor())}, tier `{cpu_tier(caps)}`; {cpu}; "
+        f"{caps.get('num_physical_cores', '?')} physical cores, "
+        f"{os.cpu_count()} logical CPUs; torch threads = {threads}",
+        f"- Environment limits: {', '.join(f'`{e}`' for e in env) if env else 'none'}",
+    ]
+    if "auto" in gens:
+        plan = gens["auto"].plan
+        d = plan.decision
+        lines.append(f"- `auto` (the defaults `quantize='auto'`, `dtype='auto'`) chose **{plan.kernel}** here: "
+                     + (f"{d.describe()}; " if d else "")
+                     + "; ".join(r for r in plan.reasons if not r.startswith("auto:")))
+    for name, why in skipped.items():
+        lines.append(f"- Skipped `{name}`: {why}")
+    lines += [
+        f"- Load average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (a shared machine: other jobs "
+        "may have run at the same time, so absolute numbers are noisy; variants were measured in the same run)",
         f"- Prompt: {speed['fp32']['prompt_tokens']} tokens (FAQ passages + a question, chat template), "
-        f"{args.new_tokens} new tokens (greedy, forced length), median of {args.repeats} after one warm-up",
+        f"{args.new_tokens} new tokens (greedy, forced length), median of {args.repeats} rounds after one warm-up",
         "",
         "## Speed",
         "",
-        "Wall-clock columns suffer from the other jobs on this machine; the CPU-time columns (tokens per "
-        "CPU-second of this process) count only our own work and are the fairer comparison here.",
+        "Variants measured round-robin (each round times every variant once). Wall-clock columns suffer from other "
+        "jobs on the machine; the CPU-time columns (tokens per CPU-second of this process) count only our own "
+        "work (with several threads they also count spin-waiting).",
         "",
-        "| variant | prefill tok/s (wall) | decode tok/s (wall) | latency, s (wall) | prefill tok/CPU-s | "
-        "decode tok/CPU-s | CPU-s per request | speed-up vs fp32 (CPU-s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | plan | torch CPU capability | prefill tok/s (wall) | decode tok/s (wall) | latency, s (wall) | "
+        "speed-up vs fp32 (wall) | prefill tok/CPU-s | decode tok/CPU-s | CPU-s per request | "
+        "speed-up vs fp32 (CPU-s) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    ref = speed["fp32"]["gen_cpu_s"]
-    rows = [(n, speed[n]) for n in names] + [("plain transformers fp32 (baseline)", base_speed)]
-    for name, s in rows:
-        lines.append(f"| {name} | {s['prefill_tok_s']:.0f} | {s['decode_tok_s']:.1f} | {s['gen_latency_s']:.2f} | "
-                     f"{s['prefill_tok_cpu_s']:.0f} | {s['decode_tok_cpu_s']:.1f} | {s['gen_cpu_s']:.2f} | "
-                     f"{ref / s['gen_cpu_s']:.2f}x |")
+    ref, ref_wall = speed["fp32"]["gen_cpu_s"], speed["fp32"]["gen_latency_s"]
+    rows = [(n, speed[n], gens[n].plan.kernel) for n in names] + [(BASELINE, base_speed, "fp32")]
+    cap = caps.get("torch_cpu_capability") or "?"
+    for name, s, kernel in rows:
+        lines.append(f"| {name} | {kernel} | {cap} | {s['prefill_tok_s']:.0f} | {s['decode_tok_s']:.1f} | "
+                     f"{s['gen_latency_s']:.2f} | {ref_wall / s['gen_latency_s']:.2f}x | {s['prefill_tok_cpu_s']:.0f} | "
+                     f"{s['decode_tok_cpu_s']:.1f} | {s['gen_cpu_s']:.2f} | {ref / s['gen_cpu_s']:.2f}x |")
     ratio = latency["base"] / latency["ours"]
     ratio_cpu = latency["base_cpu"] / latency["ours_cpu"]
+    twin = next((n for n in names if n != "auto" and "auto" in gens and
+                 (gens[n].plan.dtype, gens[n].plan.quantize) == (gens["auto"].plan.dtype, gens["auto"].plan.quantize)),
+                None)
+    if twin:
+        d = speed["auto"]["gen_latency_s"] / speed[twin]["gen_latency_s"] - 1
+        lines += ["", f"`auto` runs the same kernel as `{twin}`: their latencies differ by {d:+.0%}, which is the "
+                      "measurement noise of this run."]
     lines += [
         "",
         f"Overhead of `LocalGenerator.generate` (chat template, tokenize, lock, decode, counts) against plain "
@@ -339,27 +414,27 @@ def run(args: argparse.Namespace) -> int:
         "",
         "## Quality",
         "",
-        f"Greedy outputs ({args.new_tokens} new tokens) on the first {len(prompts)} FAQ questions (python3.11-doc "
-        "`faq/*.rst.txt`, question + the start of its answer as context), compared with fp32:",
+        f"Greedy outputs ({args.new_tokens} new tokens) on the first {len(prompts)} bundled FAQ questions "
+        "(`python_docs_faq`, question + the start of its answer as context), compared with fp32:",
         "",
-        "| variant | identical to fp32 | perplexity | vs fp32 |",
-        "|---|---:|---:|---:|",
+        "| variant | plan | identical to fp32 | perplexity | vs fp32 |",
+        "|---|---|---:|---:|---:|",
     ]
     for name in names:
         same = "—" if name not in outs else f"{sum(a == b for a, b in zip(outs[name], outs['fp32']))}/{len(prompts)}"
         if name == "fp32":
             same = "(reference)"
         rel = (ppl[name] / ppl["fp32"] - 1) * 100
-        lines.append(f"| {name} | {same} | {ppl[name]:.3f} | {rel:+.2f} % |")
+        lines.append(f"| {name} | {gens[name].plan.kernel} | {same} | {ppl[name]:.3f} | {rel:+.2f} % |")
     lines += [
         "",
-        f"Perplexity on {int(ids.shape[0])} held-out tokens of `{heldout_src}` (windows of 512 tokens). "
+        f"Perplexity on {int(ids.shape[0])} held-out tokens of the {heldout_src} (windows of 512 tokens). "
         "Target: within 2 % of fp32.",
         "",
         f"Total run time: {time.perf_counter() - t_start:.0f} s.",
         "",
     ]
-    out = Path(args.out)
+    out = Path(args.out or f"eval/results/generator_bench_{cpu_tier(caps)}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))

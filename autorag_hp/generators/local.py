@@ -576,7 +576,8 @@ _DEFAULTS_LOCK = threading.Lock()
 
 def default_generator(**kwargs) -> LocalGenerator:
     """A process-wide cached :class:`LocalGenerator` per distinct set of keyword arguments, so tests and
-    pipelines load the model once. ``default_generator(threads=2)`` -> SmolLM2 in the best dtype for the CPU."""
+    pipelines load the model once. ``default_generator(threads=2)`` -> SmolLM2 with the fastest kernel measured
+    on this CPU (``quantize="auto"``, ``dtype="auto"``; the decision is cached, see ``gen.plan.describe()``)."""
     key = tuple(sorted((k, str(v)) for k, v in kwargs.items()))
     with _DEFAULTS_LOCK:
         gen = _DEFAULTS.get(key)
