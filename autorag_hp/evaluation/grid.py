@@ -58,7 +58,7 @@ PROMPT_KEYS: tuple[str, ...] = ("prompt", "prompt_template")
 def load_pipeline(spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
     """A pipeline object from ``spec``: an object (returned), a YAML path (``autorag_hp.rag.load_pipeline``),
     ``package.module:factory`` or ``path/to/file.py:factory``. ``overrides`` are keyword arguments for the
-    loader or factory (e.g. ``{"generator": "extractive"}`` or ``{"generator": {"type": "local", "quantize": "int8"}}``)."""
+    loader or factory (e.g. ``{"generator": "extractive"}`` or ``{"generator": {"type": "local", "threads": 1}}``)."""
     overrides = dict(overrides or {})
     if not isinstance(spec, str | os.PathLike):
         return spec
