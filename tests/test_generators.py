@@ -504,7 +504,7 @@ def test_int8_keeps_the_answer_where_the_cpu_has_vnni(smol):
     text = q.generate(FRANCE, max_new_tokens=16).text
     if vnni:
         assert "Paris" in text
-    else:  # AVX2 int8 products saturate (oneDNN's u8 x s8 pairs in int16): slow and worse, as the warning says
+    else:  # without VNNI: slow, and inexact where oneDNN is capped at AVX2 (ONEDNN_MAX_CPU_ISA), as the warning says
         assert text
 
 

@@ -253,10 +253,10 @@ def plan_acceleration(
         )
         if quantize == "int8" and not has_vnni(caps):
             warns.append(
-                f"quantize='int8' on a CPU without VNNI ({_cpu_words(caps)}): torch._int_mm is emulated here, "
-                "generation is several times slower than fp32, and the emulation's int16 sums saturate, so answers "
-                "get worse (+28 % perplexity on SmolLM2 under AVX2). The defaults quantize='auto', dtype='auto' "
-                "pick the fastest kernel."
+                f"quantize='int8' on a CPU without VNNI ({_cpu_words(caps)}): torch._int_mm has no fast kernel "
+                "here, so generation is several times slower than fp32 (5x on a real AVX2 CPU), and where oneDNN is "
+                "capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) its int8 results are also inexact (+28 % perplexity on "
+                "SmolLM2). The defaults quantize='auto', dtype='auto' pick the fastest kernel."
             )
     elif quantize == "int8-weight":
         if dtype == "float32":
