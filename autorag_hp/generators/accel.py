@@ -378,11 +378,12 @@ def cpu_fingerprint(caps: Mapping | None = None) -> dict:
 
     import torch
 
+    from .kernel_plan import relevant_flags
+
     caps = cpu_capabilities() if caps is None else caps
-    kernel_flags = ("avx2", "avx512_f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
     fp = {
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "flags": sorted(f for f in kernel_flags if caps.get(f)),
+        "capability": torch_cpu_capability(),
+        "flags": sorted(relevant_flags(caps)),
         "torch": torch.__version__,
         "cpu": str(caps.get("cpu_name") or platform.processor() or platform.machine()),
     }
