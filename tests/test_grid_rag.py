@@ -100,14 +100,14 @@ def test_the_ground_truth_grid_records_its_cpu_as_unknown():
 
 @pytest.mark.slow
 def test_grid_with_the_local_llm(tmp_path):
-    """SmolLM2 (int8) as the generator: LLM calls are counted, temperature-0 prompts answered once."""
+    """SmolLM2 (auto kernels) as the generator: LLM calls are counted, temperature-0 prompts answered once."""
     space = SearchSpace({"retrieval": {"chunk_size": [256], "top_k": [1], "embedding": ["bm25"]},
                          "generation": {"prompt": ["concise"], "temperature": [0.0, 0.7], "max_new_tokens": [8]}})
     s = run_grid(SPEC, tmp_path / "g.sqlite", space=space, questions=2, progress=False, log=lambda m: None,
-                 pipeline_kwargs={"generator": {"type": "local", "quantize": "int8", "threads": 2}})
+                 pipeline_kwargs={"generator": {"type": "local", "threads": 2}})
     assert s["complete"] and s["rows"] == 4 and s["llm_calls_total"] == 4
     s2 = run_grid(SPEC, tmp_path / "g.sqlite", space=space, questions=2, progress=False, log=lambda m: None,
-                  pipeline_kwargs={"generator": {"type": "local", "quantize": "int8", "threads": 2}})
+                  pipeline_kwargs={"generator": {"type": "local", "threads": 2}})
     assert s2["llm_calls_now"] == 0  # resumed: nothing recomputed
     # computed on this machine, so this machine must reproduce its greedy answers bit for bit
     from autorag_hp.evaluation.grid import load_pipeline
@@ -115,7 +115,7 @@ def test_grid_with_the_local_llm(tmp_path):
 
     table = GridTable(str(tmp_path / "g.sqlite"))
     assert same_cpu_kind(made_on(table.meta()))
-    pipe = load_pipeline(SPEC, {"generator": {"type": "local", "quantize": "int8", "threads": 2}})
+    pipe = load_pipeline(SPEC, {"generator": {"type": "local", "threads": 2}})
     for row in (r for r in table.rows() if r["config"]["temperature"] == 0.0):
         answer = pipe.run(row["question"], row["config"])
         assert (answer.text, answer.prompt_tokens, answer.completion_tokens) == (

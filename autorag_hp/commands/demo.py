@@ -72,7 +72,7 @@ def show_example(pipeline: str, t0: float) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"  generator: {pipe.generator.describe() if hasattr(pipe.generator, 'describe') else pipe.generator}")
-    print(f"  Q: {item.question}\n  A: {answer.text}\n  sources: {', '.join(c.source for c in answer.contexts)}"
+    print(f"  Q: {item.question}\n  A: {' '.join(answer.text.split())}\n  sources: {', '.join(c.source for c in answer.contexts)}"
           f"{'  (gold: ' + ', '.join(item.sources) + ')' if item.sources else ''}")
     print(f"  first answer {time.perf_counter() - t0:.1f} s after start ({answer.latency_s:.1f} s for this "
           f"question, {answer.prompt_tokens} prompt + {answer.completion_tokens} new tokens)\n", flush=True)
