@@ -153,6 +153,11 @@ class Tuner:
         self._next_expiry_check = -math.inf
         self._sync()
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last storage event this tuner has folded into its state (0: none)."""
+        return self._seq
+
     # --- the event fold ---------------------------------------------------------------------------------
     def _config(self, text: str) -> Config:
         cfg = self._configs.get(text)

@@ -137,6 +137,12 @@ class RAGPipeline:
         return self._space
 
     @property
+    def generator_spec(self):
+        """The generator as the spec or caller declared it (``"extractive"``, ``{"type": "local", ...}``, an
+        object), without building it."""
+        return self._generator_spec
+
+    @property
     def generator(self):
         with self._gen_lock:
             if self._generator is None:

@@ -131,7 +131,7 @@ class Controller:
 
     def _auto_tag(self) -> str:
         p = self.pipeline
-        gen = self.settings.generator or getattr(p, "_generator_spec", None)
+        gen = self.settings.generator or getattr(p, "generator_spec", None)  # any pipeline object may serve
         ident = json.dumps([getattr(p, "name", "?"), str(gen), getattr(p, "fingerprint", "?"),
                             sorted(self.fixed.items())], sort_keys=True, default=str)
         return hashlib.sha256(ident.encode()).hexdigest()[:10]
@@ -295,7 +295,7 @@ class Controller:
         from autorag_hp.storage import REPORT, SUGGEST
 
         status = self.status()
-        last = getattr(self.tuner, "_seq", 0)
+        last = self.tuner.last_seq
         events = self.tuner.storage.events(self.study, after=max(0, last - window))
         reports = [(e.time, e.reward) for e in events if e.kind == REPORT]
         recent = [e.info.get("explore", True) for e in events if e.kind == SUGGEST and e.info.get("slot", 0) == 0][-500:]
@@ -327,7 +327,7 @@ class Controller:
 
     def healthy(self) -> None:
         """Raise if the storage cannot be read (the HTTP layer answers 503)."""
-        self.tuner.storage.events(self.study, after=getattr(self.tuner, "_seq", 0), limit=1)
+        self.tuner.storage.events(self.study, after=self.tuner.last_seq, limit=1)
 
     def close(self) -> None:
         self.tuner.close()
