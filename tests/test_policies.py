@@ -96,6 +96,24 @@ def test_fractional_batch_credit_equals_one_pull_with_the_mean(name):
     assert pol._pending.sum() == pytest.approx(0.0)
 
 
+
+def test_forget_discounts_credited_counts_and_keeps_means(name):
+    """forget(gamma) (the online wrapper's drift discount) scales every credited count by gamma and leaves the
+    means, the pending counts and what select() may return valid."""
+    pol = make_policy(name, SPACE, seed=0)
+    run(pol, 8)
+    sel = pol.select()
+    pol.observe_decision(sel.config, sel.info)  # one pending decision
+    before = {c.id: (m, n) for c, m, n in pol.ranking()}
+    pending = pol._pending.sum()
+    pol.forget(0.5)
+    after = {c.id: (m, n) for c, m, n in pol.ranking()}
+    assert after.keys() == before.keys()
+    for cid, (m, n) in before.items():
+        assert after[cid] == (pytest.approx(m), pytest.approx(0.5 * n))
+    assert pol._pending.sum() == pending
+    assert SPACE.validate(pol.select().config)
+
 def test_unknown_policy_and_parameters():
     with pytest.raises(UnknownPolicyError, match="available"):
         make_policy("nope", SPACE)

@@ -138,8 +138,21 @@ class Policy:
         self._pending[idx] = max(0.0, self._pending[idx] - weight)
         self._on_release(idx, config, weight, info or {})
 
+    def forget(self, gamma: float) -> None:
+        """Discount every credited statistic by ``gamma`` (drift): per-configuration counts and sums, the pooled
+        moments, and through :meth:`_on_forget` a subclass's own; pending counts stay as they are."""
+        self._n *= gamma
+        self._s *= gamma
+        self._reward_n *= gamma
+        self._reward_sum *= gamma
+        self._reward_sumsq *= gamma
+        self._on_forget(gamma)
+
     def _on_decision(self, idx: int, config: Config, info: dict[str, Any]) -> None:
         pass
+
+    def _on_forget(self, gamma: float) -> None:
+        """Discount the subclass's own credited statistics, and drop what is cached from them."""
 
     def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
         pass

@@ -180,6 +180,15 @@ class HierarchicalPolicy(Policy):
         }
         return {"high": high, "low": low}
 
+    def _on_forget(self, gamma: float) -> None:
+        self._hn *= gamma
+        self._hs *= gamma
+        for arms in (self._ln, self._ls):
+            for arr in arms.values():
+                arr *= gamma
+        self._inc_cache = None
+        self._inc_idx.clear()
+
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self._inc_cache = None
         self._inc_idx.clear()

@@ -35,26 +35,6 @@ import numpy as np
 from autorag_hp.policies.base import Policy, Selection
 from autorag_hp.space import Config
 
-_ARRAYS = ("_n", "_s", "_hn", "_hs")
-_ARRAY_DICTS = ("_ln", "_ls")
-_SCALARS = ("_reward_n", "_reward_sum", "_reward_sumsq")
-
-
-def _decay(policy: Policy, gamma: float) -> None:
-    """Multiply a policy's credited statistics (not its pending counts) by ``gamma``."""
-    for name in _ARRAYS:
-        arr = getattr(policy, name, None)
-        if isinstance(arr, np.ndarray):
-            arr *= gamma
-    for name in _ARRAY_DICTS:
-        d = getattr(policy, name, None)
-        if isinstance(d, dict):
-            for arr in d.values():
-                arr *= gamma
-    for name in _SCALARS:
-        if hasattr(policy, name):
-            setattr(policy, name, getattr(policy, name) * gamma)
-
 
 class OnlinePolicy(Policy):
     """Wraps ``inner`` (a registered policy name) with ``explore`` / ``fallback`` / ``min_count`` / ``discount``."""
@@ -153,13 +133,8 @@ class OnlinePolicy(Policy):
         if not math.isfinite(float(reward)):
             raise ValueError(f"reward must be finite, got {reward!r}")
         if self.discount < 1.0:
-            _decay(self, self.discount)
-            _decay(self.inner, self.discount)
-            for name in ("_inc_cache",):
-                if hasattr(self.inner, name):
-                    setattr(self.inner, name, None)
-            if isinstance(getattr(self.inner, "_inc_idx", None), dict):
-                self.inner._inc_idx.clear()
+            self.forget(self.discount)
+            self.inner.forget(self.discount)
         self.inner.update(config, reward, weight, info)
         super().update(config, reward, weight, info)
 

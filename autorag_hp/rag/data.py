@@ -133,7 +133,7 @@ def _faq_sections(path: Path, rel: str) -> tuple[list[Document], list[QAItem]]:
 
 
 def python_docs_documents(sources_dir: str | Path) -> tuple[list[Document], list[QAItem]]:
-    """Build the benchmark from a Sphinx ``_sources`` folder (Debian: ``/usr/share/doc/python3.11/html/_sources``).
+    """Build the benchmark from a Sphinx ``_sources`` folder (Debian's python3.11-doc; passed explicitly).
 
     Corpus: every ``.rst.txt`` file. Each FAQ section becomes a document
     ``faq/<file>.rst#<slug>`` holding its body only: question headings are kept out of the indexed text, so
@@ -166,7 +166,8 @@ def python_docs_documents(sources_dir: str | Path) -> tuple[list[Document], list
 def write_bundled(sources_dir: str | Path, out_dir: str | Path = DATA_DIR) -> tuple[Path, Path]:
     """(Re)build the bundled ``python_docs`` files from a Sphinx ``_sources`` folder.
 
-    ``python -c "from autorag_hp.rag.data import write_bundled; write_bundled('/usr/share/doc/python3.11/html/_sources')"``
+    ``python -c "from autorag_hp.rag.data import write_bundled; write_bundled(SOURCES)"``, where ``SOURCES`` is the
+    folder that ``dpkg -L python3.11-doc | grep '_sources$'`` prints (Debian's python3.11-doc; nothing else needs it).
     """
     docs, questions = python_docs_documents(sources_dir)
     out = Path(out_dir)
