@@ -23,9 +23,12 @@ class SyntheticTable:
     seed: int
 
     @classmethod
-    def make(cls, space: SearchSpace, *, seed: int = 0, noise: float = 0.3, interaction: float = 0.1) -> SyntheticTable:
+    def make(cls, space: SearchSpace, *, seed: int = 0, noise: float = 0.3, interaction: float = 0.1,
+             effect: float = 0.25) -> SyntheticTable:
+        """True means: per-value effects ~ N(0, effect²) summed over parameters, plus pairwise interactions ~
+        N(0, interaction²); a reward is the true mean plus N(0, noise²)."""
         rng = np.random.default_rng([seed, 1])
-        effects = [rng.normal(0.0, 0.25, len(p)) for p in space.params]
+        effects = [rng.normal(0.0, effect, len(p)) for p in space.params]
         pair = rng.normal(0.0, interaction, (len(space.params), len(space.params), 16, 16))
         means = np.empty(space.size)
         for i in range(space.size):

@@ -181,6 +181,7 @@ class SearchSpace:
         self.size = math.prod(self._radix)
         self.fingerprint = hashlib.sha1(_canon(self.to_dict()).encode()).hexdigest()[:16]
         self._cache: dict[int, Config] = {}
+        self._id_rank: Any = None  # numpy array, built on first use
 
     @staticmethod
     def _values(name: str, values: Any) -> tuple[Scalar, ...]:
@@ -295,6 +296,19 @@ class SearchSpace:
         if len(self._cache) < 1_000_000:
             self._cache[index] = cfg
         return cfg
+
+    def id_rank(self) -> Any:
+        """Each configuration's position in the sorted order of configuration ids (cached): the deterministic
+        tie-break of every ranking."""
+        rank = self._id_rank
+        if rank is None:
+            import numpy as np
+
+            ids = [self.config_at(i).id for i in range(self.size)]
+            rank = np.empty(self.size, dtype=np.int64)
+            rank[np.argsort(ids, kind="stable")] = np.arange(self.size)
+            self._id_rank = rank
+        return rank
 
     def configs(self) -> Iterator[Config]:
         """Every configuration, first parameter varying slowest."""

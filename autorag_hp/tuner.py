@@ -15,7 +15,8 @@ same statistics, and, with the same seed, makes the same next decision as one th
 Batches. With ``batch_size=B`` (the paper's B = 4) B consecutive suggestions share one configuration and
 form one decision. Each of the B rewards is credited to the policy with weight 1/B as it arrives, so a
 complete batch counts as one pull with the batch's mean reward, a partly reported one counts fractionally,
-and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward.
+and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward
+(one sample per distinct question when trials name their question).
 
 Concurrency. Any number of trials may be outstanding. Reports may arrive late, out of order, or never (with
 ``trial_timeout`` seconds set, a trial expires and its late report is rejected); a second report of a trial
@@ -24,30 +25,20 @@ raises :class:`TrialAlreadyReportedError` and changes nothing. All methods are t
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from autorag_hp.errors import InvalidRewardError
 from autorag_hp.policies import Policy, make_policy
+from autorag_hp.ranking import Estimate, check_rule, rank
 from autorag_hp.space import Config, SearchSpace
 from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage, TrialRecord, open_storage
-
-# two-sided 95 % Student-t quantiles for 1..30 degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile_975(df: int) -> float:
-    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (table, then 1.96 + 2.4/df)."""
-    if df < 1:
-        return math.inf
-    return _T975[df - 1] if df <= 30 else 1.96 + 2.4 / df
 
 
 class Trial(NamedTuple):
@@ -62,21 +53,14 @@ class Trial(NamedTuple):
     expires_at: float | None = None
 
 
-@dataclass(frozen=True)
-class BestRow:
-    """A configuration's estimated mean reward with a 95 % confidence interval (Student t on its rewards)."""
+BestRow = Estimate  # the row :meth:`Tuner.best` returns (kept under its old name)
 
-    config: Config
-    mean: float
-    count: int
-    lower: float
-    upper: float
-    std: float
 
-    def __str__(self) -> str:
-        ci = f"[{self.lower:+.3f}, {self.upper:+.3f}]" if math.isfinite(self.lower) else "[  n/a ]"
-        body = ", ".join(f"{k}={v}" for k, v in self.config.items())
-        return f"{self.mean:+.3f} {ci} n={self.count:<4d} {body}"
+def question_key(question: Any) -> str:
+    """The digest a trial records of its question (12 hex digits of SHA-1 of the stripped text)."""
+    if not isinstance(question, str) or not question.strip():
+        raise TypeError(f"question must be a non-empty string (its text or a stable id), got {question!r}")
+    return hashlib.sha1(question.strip().encode("utf-8")).hexdigest()[:12]
 
 
 def _check_reward(reward: Any) -> float:
@@ -189,8 +173,12 @@ class Tuner:
         self._next_expiry_check = now + min(self.trial_timeout / 4.0, 1.0)
 
     # --- ask / tell -------------------------------------------------------------------------------------
-    def suggest(self) -> Trial:
-        """Hand out the next trial. Raises :class:`SpaceExhaustedError` when the policy has nothing left."""
+    def suggest(self, question: str | None = None) -> Trial:
+        """Hand out the next trial. Raises :class:`SpaceExhaustedError` when the policy has nothing left.
+
+        ``question`` (optional: its text or a stable id) identifies what the trial will answer; the trial
+        records only a digest of it. The ranking then counts one sample per distinct (configuration, question)
+        cell, so a question asked again does not narrow the interval as if it were new evidence."""
         with self._lock:
             now = self.clock()
             self._maybe_expire(now)
@@ -203,6 +191,9 @@ class Tuner:
                 sel = self.policy.select()
                 cfg = sel.config
                 info = {**sel.info, "decision": self.policy.t, "slot": 0, "batch": self.batch_size}
+            info.pop("question", None)
+            if question is not None:
+                info["question"] = question_key(question)
             expires = None if self.trial_timeout is None else now + self.trial_timeout
             rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires)
             seq = self.storage.suggest(self.study, rec)
@@ -240,19 +231,19 @@ class Tuner:
             self._sync()
 
     # --- results ----------------------------------------------------------------------------------------
-    def best(self, k: int = 5) -> list[BestRow]:
-        """The ``k`` configurations with the highest mean reward, best first, each with a 95 % interval.
+    def best(self, k: int | None = 5, *, rule: str = "policy", bounds: tuple[float, float] | None = None) -> list[Estimate]:
+        """What to deploy: the top ``k`` configurations (all with ``None``), best first, each with its observed
+        mean, a 95 % interval and the score it was ranked by (:mod:`autorag_hp.ranking`).
 
-        Ties are broken by more observations, then by configuration id.
+        ``rule``: ``"policy"`` (default: the policy's own recommendation), ``"posterior"`` (shrunk mean),
+        ``"lcb"`` (lower confidence bound) or ``"mean"`` (raw observed mean). ``bounds``: the reward's range,
+        to clip intervals to (default: the range of the rewards seen). A question reported again for the same
+        configuration (``suggest(question=...)``) is averaged into one sample, not counted twice.
         """
-        rows = []
-        for st in self.storage.stats(self.study).values():
-            n, mean = st.count, st.sum / st.count
-            var = max(0.0, (st.sumsq - n * mean * mean) / (n - 1)) if n > 1 else math.nan
-            half = t_quantile_975(n - 1) * math.sqrt(var / n) if n > 1 else math.inf
-            rows.append(BestRow(self._config(st.config), mean, n, mean - half, mean + half, math.sqrt(var) if n > 1 else math.nan))
-        rows.sort(key=lambda r: (-r.mean, -r.count, r.config.id))
-        return rows[:k]
+        check_rule(rule)
+        with self._lock:
+            self._sync()
+            return rank(self.space, self.policy.sample_stats(), k, rule=rule, policy=self.policy, bounds=bounds)
 
     def trials(self, state: str | None = None) -> list[TrialRecord]:
         return self.storage.trials(self.study, state)

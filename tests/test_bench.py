@@ -33,12 +33,12 @@ def test_bench_on_a_table_file_writes_report_json_and_plots(tmp_path, capsys):
     t = _write_table(db, partial=True)
     export = t.export(tmp_path / "grid.jsonl.gz")
     out = tmp_path / "bench"
-    rc = main(["bench", "--table", str(export), "--policies", "grid,random,hier_ucb,additive_lucb,additive_lucb@observed",
+    rc = main(["bench", "--table", str(export), "--policies", "grid,random,hier_ucb,additive_lucb,additive_lucb@mean",
                "--w", "0.1,0.9", "--seeds", "3", "--step", "0.25", "--out", str(out), "--no-progress",
                "--snapshot", str(tmp_path / "snap.jsonl.gz")])
     assert rc == 0
     md = (out / "report.md").read_text()
-    assert "Table 1" in md and "| additive_lucb@observed |" in md and "partial table: 7 of 8 questions" in md
+    assert "Table 1" in md and "| additive_lucb@mean |" in md and "partial table: 7 of 8 questions" in md
     data = json.loads((out / "results.json").read_text())
     assert data["grid_calls"] == 6 * 7 and data["settings"] == ["w=0.1", "w=0.9"]
     assert data["runs"]["grid|w=0.9"]["recall@5"]["mean"][-1] == 1.0

@@ -70,7 +70,11 @@ def test_each_call_runs_its_trials_configuration(pipe):
         assert isinstance(out, Tuned)
         assert f"n={out.config['top_k']}" in out.output and out.output.startswith(f"Human: {out.config['prompt']}|")
         tuned.report(out.trial_id, 1.0 if out.config["top_k"] == 2 else 0.0)
-    assert sum(r.count for r in tuned.best(10)) == 6
+    # one question asked six times: a configuration that answered it twice has one sample, not two
+    configs = [r.config for r in tuned.tuner.trials()]
+    rows = tuned.best(None, rule="mean")
+    assert sum(r.count for r in rows) == len(set(configs)) and len(set(configs)) < 6
+    assert tuned.tuner.policy._n.sum() == 6  # the bandit still learned from every answer
 
 
 def test_two_configurations_in_two_threads_never_mix(pipe):

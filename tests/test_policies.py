@@ -57,10 +57,11 @@ def test_updates_change_the_ranking(name):
     c1, c2 = SPACE.config_at(0), SPACE.config_at(5)
     pol.update(c1, 1.0)
     pol.update(c2, 0.0)
-    assert [r[0] for r in pol.ranking()] == [c1, c2]
+    assert [r.config for r in pol.ranking(rule="mean")] == [c1, c2]
     pol.update(c2, 5.0)
-    assert pol.ranking(1)[0][0] == c2
-    assert pol.ranking(1)[0][1] == pytest.approx(2.5)
+    assert pol.ranking(1, rule="mean")[0].config == c2
+    assert pol.ranking(1, rule="mean")[0].mean == pytest.approx(2.5)
+    assert pol.ranking(1, rule="mean")[0].count == 2
 
 
 def test_same_seed_same_decisions(name):
@@ -91,9 +92,10 @@ def test_fractional_batch_credit_equals_one_pull_with_the_mean(name):
     pol.observe_decision(cfg, {})
     for r in (0.0, 1.0, 1.0, 0.0):
         pol.update(cfg, r, 0.25, {})
-    (row,) = pol.ranking()
-    assert row == (cfg, pytest.approx(0.5), pytest.approx(1.0))
-    assert pol._pending.sum() == pytest.approx(0.0)
+    (row,) = pol.ranking(rule="mean")
+    assert (row.config, row.mean, row.count) == (cfg, pytest.approx(0.5), 4)  # the ranking: one sample per reward
+    assert pol.means()[SPACE.index(cfg)] == pytest.approx(0.5)  # the bandit: one pull with the batch's mean
+    assert pol._n.sum() == pytest.approx(1.0) and pol._pending.sum() == pytest.approx(0.0)
 
 
 
@@ -104,13 +106,14 @@ def test_forget_discounts_credited_counts_and_keeps_means(name):
     run(pol, 8)
     sel = pol.select()
     pol.observe_decision(sel.config, sel.info)  # one pending decision
-    before = {c.id: (m, n) for c, m, n in pol.ranking()}
+    st = pol.sample_stats()
+    before_n, before_mean, pulls = st.n.copy(), st.means(), pol._n.copy()
     pending = pol._pending.sum()
     pol.forget(0.5)
-    after = {c.id: (m, n) for c, m, n in pol.ranking()}
-    assert after.keys() == before.keys()
-    for cid, (m, n) in before.items():
-        assert after[cid] == (pytest.approx(m), pytest.approx(0.5 * n))
+    st = pol.sample_stats()
+    np.testing.assert_allclose(st.n, 0.5 * before_n)
+    np.testing.assert_allclose(st.means(), before_mean)
+    np.testing.assert_allclose(pol._n, 0.5 * pulls)
     assert pol._pending.sum() == pending
     assert SPACE.validate(pol.select().config)
 
@@ -209,7 +212,7 @@ def test_learning_policies_find_a_top_config_under_noise(name):
     within 0.15 of the true optimum (1.3) on this 18-config table."""
     pol = make_policy(name, SPACE, seed=0)
     run(pol, 150, seed=1)
-    best = pol.ranking(1)[0][0] if name.startswith("hier") is False else pol.incumbent
+    best = pol.ranking(1)[0].config
     assert reward_of(best) >= 1.3 - 0.15
 
 
@@ -234,3 +237,43 @@ def test_hier_ucb_levels_use_their_own_t_exactly():
     sel = pol.select()
     assert sel.info == {"param": "y"}
     assert dict(sel.config) == {"x": 1, "y": max(low, key=low.get)} == {"x": 1, "y": "a"}
+
+
+# --- the planted optimum: what best(1) deploys is near the truth -------------------------------------------
+PLANTED = SearchSpace({"a": list(range(10)), "b": list(range(10)), "c": list(range(8)), "d": list(range(5))})
+
+
+def _planted_gaps(name, seeds, rules=("policy", "mean"), pulls=1500):
+    """4,000 configurations, additive true means (effects sd 0.05), noise sd 0.1, 1,500 pulls: per seed, the
+    true gap of the configuration each ranking rule puts first (eval/scripts/planted_optimum.py, 10 seeds)."""
+    from autorag_hp.ranking import top_indices
+    from autorag_hp.simulate import SyntheticTable
+
+    out = {r: [] for r in rules}
+    for seed in seeds:
+        truth = SyntheticTable.make(PLANTED, seed=seed, noise=0.1, interaction=0.0, effect=0.05).means
+        pol = make_policy(name, PLANTED, seed=seed)
+        rng = np.random.default_rng([seed, 7])
+        for _ in range(pulls):
+            sel = pol.select()
+            pol.observe_decision(sel.config, sel.info)
+            i = PLANTED.index(sel.config)
+            pol.update(sel.config, float(truth[i] + 0.1 * rng.standard_normal()), 1.0, sel.info)
+        for r in rules:
+            out[r].append(float(truth.max() - truth[int(top_indices(PLANTED, pol.sample_stats(), 1, r, pol)[0])]))
+    return {r: np.array(v) for r, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["hier_ucb", "additive_lucb"])
+def test_planted_optimum_best1_is_within_003_of_the_truth(name):
+    """Statistical claim, fixed seeds: best(1) (the default rule) is within 0.03 of the true optimum in at least
+    80 % of seeds (measured 10/10 for both over 10 seeds; the raw mean rule: hier_ucb 0/10, picks with n=1)."""
+    gaps = _planted_gaps(name, range(5))
+    assert (gaps["policy"] < 0.03).sum() >= 4, gaps
+
+
+@pytest.mark.parametrize("name", ["random", "ucb", "thompson", "epsilon_greedy", "hier_ts"])
+def test_planted_optimum_recommendation_is_no_worse_than_the_raw_mean(name):
+    """The default recommendation never costs a flat policy much against today's raw-mean rule (paired seeds)."""
+    gaps = _planted_gaps(name, range(4))
+    assert gaps["policy"].mean() <= gaps["mean"].mean() + 0.02, gaps

@@ -98,7 +98,7 @@ def _replay_through_tuner(R, space, name, batch, seed, n_decisions):
     stream = question_stream(R.shape[1], n_decisions * batch + batch, seed)
     served = []
     for call in range(n_decisions * batch):
-        trial = tuner.suggest()
+        trial = tuner.suggest(question=str(int(stream[call])))
         r = float(R[space.index(trial.config), stream[call]])
         served.append(r)
         tuner.report(trial.id, r)
@@ -114,14 +114,15 @@ def test_direct_policy_drive_equals_the_tuner(name):
     batch, n = 4, 40
     fraction = n * batch / R.size
     tuner, served = _replay_through_tuner(R, space, name, batch, seed=5, n_decisions=n)
-    res = replay(R, space, name, batch=batch, seed=5, fractions=[fraction], rule="observed")
-    assert res["calls"][-1] == n * batch
-    assert res["served"][-1] == pytest.approx(np.mean(served), abs=1e-12)
     scores = grid_scores(R)
-    top = [space.index(row.config) for row in tuner.best(5)]
-    assert res["recall@5"][-1] == recall_at(top, scores, 5)
-    assert res["recall@3"][-1] == recall_at(top, scores, 3)
-    assert res["deployed"][-1] == pytest.approx(scores[top[0]])
+    for rule in ("policy", "mean", "lcb", "posterior"):
+        res = replay(R, space, name, batch=batch, seed=5, fractions=[fraction], rule=rule)
+        assert res["calls"][-1] == n * batch
+        assert res["served"][-1] == pytest.approx(np.mean(served), abs=1e-12)
+        top = [space.index(row.config) for row in tuner.best(5, rule=rule)]
+        assert res["recall@5"][-1] == recall_at(top, scores, 5)
+        assert res["recall@3"][-1] == recall_at(top, scores, 3)
+        assert res["deployed"][-1] == pytest.approx(scores[top[0]])
 
 
 def test_optuna_tpe_replays_deterministically():
@@ -177,7 +178,7 @@ def test_live_run_on_a_real_pipeline_agrees_with_the_replay_of_its_grid(tmp_path
     calls = 8 * 4
     for name in ("hier_ucb", "additive_lucb"):
         live = live_run(pipe, table, name, 0.5, budget_calls=calls, batch=4, seed=3)
-        rep = replay(R, table.space, name, batch=4, seed=3, fractions=[calls / R.size], rule="observed")
+        rep = replay(R, table.space, name, batch=4, seed=3, fractions=[calls / R.size])
         assert live["agree"] == 1.0
         assert live["served"] == pytest.approx(float(rep["served"][0]))
         assert live["recall@5"] == float(rep["recall@5"][0])

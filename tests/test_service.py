@@ -74,7 +74,7 @@ def test_ask_then_feedback_is_stored_once(pipeline, tmp_path):
         rec = ctl.tuner.trial(tid.split(".")[0])
         assert rec.state == "reported" and rec.reward == 1.0
         # stars map to (stars - 3) / 2
-        tid2 = client.post("/v1/ask", json={"question": Q}, headers=ASK).json()["trial_id"]
+        tid2 = client.post("/v1/ask", json={"question": Q + " (again)"}, headers=ASK).json()["trial_id"]
         assert client.post("/v1/feedback", json={"trial_id": tid2, "rating": 4}, headers=FB).json()["reward"] == 0.5
         stats = ctl.tuner.storage.stats(ctl.study)
         assert sum(s.count for s in stats.values()) == 2
@@ -263,3 +263,29 @@ def test_a_pinned_key_leaves_the_tuned_space_and_rewards_come_by_name(pipeline, 
     _, ctl = make_client(pipeline, tmp_path / "r", reward="python_docs_w0.5")
     assert (ctl.reward.w, ctl.reward.metric) == (0.5, "token_precision")
     assert settings_from_args(p.parse_args(["--reward", '{"type": "thumbs"}'])).reward == {"type": "thumbs"}
+
+
+@pytest.mark.parametrize("policy", ["hier_ucb", "additive_lucb", "thompson"])
+def test_best_is_one_configuration_for_the_tuner_the_service_and_the_replay(pipeline, tmp_path, policy):
+    """One event log, three readers: Tuner.best(1), GET /v1/best and the replay's deployed configuration agree
+    (the stream revisits questions, so the de-duplication of repeated cells is part of what must agree)."""
+    from autorag_hp import SearchSpace, Tuner
+    from autorag_hp.evaluation.replay import ReplayTable, grid_scores, question_stream, replay
+
+    space = SearchSpace(SPACE)
+    R = ReplayTable.synthetic(space, n_questions=10, seed=3).reward_matrix(0.5)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    batch, calls = 2, 40
+    stream = question_stream(10, calls, 4)
+    tuner = Tuner(space, policy=policy, storage=url, seed=4, batch_size=batch, study="log")
+    for c in range(calls):
+        trial = tuner.suggest(question=str(int(stream[c])))
+        tuner.report(trial.id, float(R[space.index(trial.config), stream[c]]))
+    best = tuner.best(1)[0]
+    rep = replay(R, space, policy, batch=batch, seed=4, fractions=[calls / R.size])
+    assert rep["deployed"][0] == grid_scores(R)[space.index(best.config)]
+    client, ctl = make_client(pipeline, tmp_path, storage=f"sqlite:///{tmp_path / 'svc2.db'}", policy=policy, seed=4,
+                              batch_size=batch)
+    ctl.tuner.import_events(tuner.export_events())
+    served = client.get("/v1/best?k=1", headers=FB).json()["best"][0]
+    assert served["config"] == best.config.to_dict() and served["count"] == best.count

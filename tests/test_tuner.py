@@ -64,8 +64,8 @@ def test_the_issue_example_works_exactly(tmp_path, monkeypatch):
     assert len(rows) == 1
     row = rows[0]
     assert (row.config, row.mean, row.count) == (trial.config, 0.73, 1)
-    assert row.lower == -math.inf and row.upper == math.inf
-    assert "0.730" in str(row)
+    assert row.lower is None and row.upper is None and row.note == "one reward: no interval"
+    assert "0.730" in str(row) and "no interval" in str(row)
     assert (tmp_path / "tuning.db").exists()
 
 
@@ -79,7 +79,9 @@ def test_every_policy_runs_through_the_tuner(policy):
             break
         tuner.report(trial.id, reward_of(trial.config, step))
     best = tuner.best(3)
-    assert len(best) == 3 and best[0].mean >= best[1].mean >= best[2].mean
+    assert len(best) == 3 and best[0].score >= best[1].score >= best[2].score
+    observed = tuner.best(3, rule="mean")
+    assert observed[0].mean >= observed[1].mean >= observed[2].mean
 
 
 def test_best_confidence_interval():
@@ -88,7 +90,10 @@ def test_best_confidence_interval():
         tuner.report(tuner.suggest().id, r)
     (row,) = tuner.best()
     assert row.count == 3 and row.mean == 2.0 and row.std == pytest.approx(1.0)
-    half = 4.303 * 1.0 / math.sqrt(3)
+    # t(0.975, 2) = 4.3027: the interval 2 ± 2.484 is wider than the rewards seen, so it is clipped to them
+    assert (row.lower, row.upper) == (1.0, 3.0)
+    (row,) = tuner.best(bounds=(-10.0, 10.0))  # a declared reward range clips less
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)
     assert (row.lower, row.upper) == (pytest.approx(2 - half), pytest.approx(2 + half))
 
 
@@ -101,9 +106,9 @@ def test_batch_shares_a_configuration_and_credits_one_pull():
     assert tuner.n_decisions == 2
     for t, r in zip(trials[:4], (0.0, 1.0, 1.0, 0.0)):
         tuner.report(t.id, r)
-    (cfg, mean, pulls), = tuner.policy.ranking()
-    assert (cfg, mean, pulls) == (trials[0].config, pytest.approx(0.5), pytest.approx(1.0))
-    assert tuner.best(1)[0].count == 4
+    (row,) = tuner.best(rule="mean")
+    assert (row.config, row.mean, row.count) == (trials[0].config, pytest.approx(0.5), 4)
+    assert tuner.policy._n.sum() == pytest.approx(1.0)  # the bandit credits one pull with the batch's mean
 
 
 def test_out_of_order_late_and_duplicate_reports():

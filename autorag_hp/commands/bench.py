@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sd of the per-value quality effects; larger = configurations further apart = easier")
     p.add_argument("--synthetic-interaction", type=float, default=0.05, help="sd of the pairwise interactions")
     p.add_argument("--policies", default=DEFAULT_POLICIES,
-                   help="comma-separated: grid and registered policy names; NAME@observed ranks by observed mean")
+                   help="comma-separated: grid and registered policy names; NAME@RULE ranks that method's "
+                        "recommendation by another rule (policy, posterior, lcb, mean)")
     p.add_argument("--w", default="0.1,0.5,0.9", help="reward weights w of r = w·acc − (1−w)·tokens/t_max")
     p.add_argument("--metric", default="answer_contains_reference", help="the accuracy metric of the reward")
     p.add_argument("--threshold", default="0.5",
@@ -61,8 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t-max", type=float, default=1000.0, help="token normaliser t_max")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--batch", type=int, default=4, help="questions per decision (the paper's B = 4)")
-    p.add_argument("--rule", choices=("own", "observed"), default="own",
-                   help="top-k: each policy's own recommendation (default) or observed mean for all")
+    p.add_argument("--rule", choices=("policy", "posterior", "lcb", "mean"), default="policy",
+                   help="what each method deploys: best(1) under this ranking rule (default: the policy's own, "
+                        "exactly what Tuner.best returns)")
+    p.add_argument("--holdout", type=float, default=None, metavar="SHARE",
+                   help="hold out this share of the questions per seed: methods tune on the rest and are judged "
+                        "(regret, Recall@k) by grid on the held-out part")
     p.add_argument("--step", type=float, default=0.01, help="checkpoint spacing as a share of grid's calls")
     p.add_argument("--max-budget", type=float, default=1.0, help="largest budget, as a share of grid's calls")
     p.add_argument("--tpe-seeds", type=int, default=5, help="seeds for optuna_tpe (O(trials) per decision)")
@@ -89,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.policies.split(",") if m.strip()]
     for m in methods:
-        name = split_method(m)[0]
+        try:
+            name = split_method(m)[0]
+        except ValueError as exc:
+            print(f"--policies {m!r}: {exc}", file=sys.stderr)
+            return 2
         if name != "grid" and name not in available():
             print(f"unknown policy {name!r}; available: grid, {', '.join(available())}", file=sys.stderr)
             return 2
@@ -127,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     fractions = [round(args.step * i, 6) for i in range(1, n + 1)]
     start = time.perf_counter()
     res = run_bench(table, methods, rewards, seeds=args.seeds, batch=args.batch, fractions=fractions,
-                    rule=args.rule, method_seeds={"optuna_tpe": args.tpe_seeds},
+                    rule=args.rule, holdout=args.holdout, method_seeds={"optuna_tpe": args.tpe_seeds},
                     max_fraction={"optuna_tpe": args.tpe_max_budget}, jobs=args.jobs,
                     progress=not args.no_progress)
     seconds = time.perf_counter() - start
@@ -156,16 +165,16 @@ def _live_check(args: argparse.Namespace, table) -> str:
     lines = ["", f"## Live check — w={args.live_w:g}, {calls:,} calls ({100 * calls / table.grid_calls:.0f} % of grid)", "",
              f"The same policies tuned on the live pipeline `{args.live}` through a real `Tuner` (each call runs "
              "retrieve → prompt → generate → metrics), on the table's questions in the replay's order, ranked by "
-             "`Tuner.best` (observed means). *agree* = share of calls whose live reward equals the table's cell.", "",
+             f"`Tuner.best(rule={args.rule!r})`, the replay's rule. *agree* = share of calls whose live reward equals the table's cell.", "",
              _cpu_note(table.meta), "",
              "| policy | seed | live R@5 | replay R@5 | live served | replay served | live deployed | replay deployed | agree |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name in [m.strip() for m in args.live_policies.split(",") if m.strip()]:
         for seed in range(args.live_seeds):
             live = live_run(pipe, table, name, reward, budget_calls=calls, batch=args.batch, seed=seed,
-                            progress=not args.no_progress)
+                            rule=args.rule, progress=not args.no_progress)
             rep = replay(R, table.space, name, batch=args.batch, seed=seed, fractions=[calls / table.grid_calls],
-                         rule="observed")
+                         rule=args.rule)
             lines.append(f"| {name} | {seed} | {live['recall@5']:.2f} | {float(rep['recall@5'][0]):.2f} | "
                          f"{live['served']:.4f} | {float(rep['served'][0]):.4f} | {live['deployed']:.4f} | "
                          f"{float(rep['deployed'][0]):.4f} | {live['agree']:.3f} |")

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
 from typing import Any
 
 from autorag_hp import overrides
+
+_RULE_TEXT = ("ranked by the policy's own recommendation: the model for additive_lucb, the incumbent for hier_*, "
+              "a shrunk mean otherwise")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             if rewards and args.timeout is not None and time.perf_counter() - t0 >= args.timeout:
                 stopped = "timeout"
                 break
-            trial = tuner.suggest()
+            trial = tuner.suggest(question=item.id or item.question)
             answer = pipe.run(item, {**fixed, **trial.config})
             r = float(reward_fn(answer, item))
             tuner.report(trial.id, r)
@@ -166,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
             tokens += answer.total_tokens
             if show:
                 best = tuner.best(1)
-                bar.set_postfix_str(f"mean={sum(rewards) / len(rewards):+.3f} best={best[0].mean:+.3f} "
+                seen = "untried" if best[0].mean is None else f"{best[0].mean:+.3f}"
+                bar.set_postfix_str(f"mean={sum(rewards) / len(rewards):+.3f} best={seen} "
                                     f"[{_short(best[0].config)}]", refresh=False)
                 bar.update(1)
     except KeyboardInterrupt:
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         "distinct_questions": len(items),
         "configurations_in_space": space.size,
         "fixed": fixed,
-        "configurations_tried": len(tuner.best(10**9)),
+        "configurations_tried": len(tuner.best(None, rule="mean")),
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
         "seconds": round(elapsed, 2),
         "seconds_per_question": round(elapsed / len(rewards), 3) if rewards else None,
@@ -206,9 +209,7 @@ def run(args: argparse.Namespace) -> int:
         "reward": reward_desc,
         "storage": args.storage or "memory",
         "study": args.study,
-        "best": [{"config": dict(r.config), "mean": r.mean, "count": r.count,
-                  "lower": r.lower if math.isfinite(r.lower) else None,
-                  "upper": r.upper if math.isfinite(r.upper) else None} for r in top],
+        "best": [r.to_dict() for r in top],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -221,8 +222,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"Mean reward {mr:+.3f}; tried {summary['configurations_tried']} of {space.size} configurations"
           f"{' (fixed: ' + _short(fixed) + ')' if fixed else ''}. "
           f"Reward: {reward_desc}.")
-    print(f"\nTop {len(top)} configurations (mean reward, 95% interval, questions answered):")
+    print(f"\nTop {len(top)} configurations, recommendation first ({_RULE_TEXT}; observed mean reward, its 95% "
+          "interval, distinct questions answered):")
     for i, r in enumerate(top, 1):
-        ci = f"[{r.lower:+.3f}, {r.upper:+.3f}]" if math.isfinite(r.lower) else "[   n/a   ]"
-        print(f"{i:>2}. {r.mean:+.3f} {ci:>18} n={r.count:<3d} {_short(r.config)}")
+        mean = "untried" if r.mean is None else f"{r.mean:+.3f}"
+        ci = f"[{r.lower:+.3f}, {r.upper:+.3f}]" if r.lower is not None else f"({r.note})"
+        print(f"{i:>2}. {mean:>7} {ci:>18} n={r.count:<3d} {_short(r.config)}")
     return 0

@@ -16,10 +16,17 @@ Recall@k = |method's top-k ∩ grid's top-k| / k, where a configuration counts a
 is at least grid's k-th best score (identical to set overlap unless grid scores tie at the boundary, where
 the overlap would depend on an arbitrary tie-break).
 
-Which top-k. ``rule="observed"`` ranks the configurations the policy has tried by their observed mean
-reward (ties: more pulls, then configuration id) — exactly :meth:`Tuner.best` and :meth:`Policy.ranking`.
-``rule="own"`` uses the policy's own recommendation when it has one (a ``top_indices(k)`` method, e.g. a
-model-based policy that can rank configurations it never tried) and the observed rule otherwise.
+Which top-k. What the method *deploys*: the recommendation of :mod:`autorag_hp.ranking` under ``rule``
+(default ``"policy"``: exactly what :meth:`Tuner.best` returns for that policy on the same event log;
+``"mean"`` is the raw observed mean, ``"posterior"`` / ``"lcb"`` the shrunk mean and the lower bound). Each
+reward is reported with its question (``info["question"]``), so a (configuration, question) cell that the
+stream revisits after it wraps around is averaged into one sample, as ``Tuner.suggest(question=...)`` does
+live; the revisit is still charged as a call (a served user's question costs one).
+
+Held-out truth. With ``truth=`` (``run_bench(holdout=...)``) the method tunes on some questions and is judged
+on others: grid's ranking, ``recall@k``, ``deployed`` and ``regret`` (normalized: 0 = the truly best
+configuration, 1 = a median one) come from the held-out questions, so agreeing with grid's noise on the
+questions the method saw earns nothing.
 
 Grid as a method. ``"grid"`` in a replay is grid search over a question *subsample*: at a budget of ``b``
 calls every configuration has been evaluated on the first ``b / C`` questions of the stream; at 100 % it is
@@ -34,7 +41,7 @@ matrix; ``tests/test_replay.py`` checks that driving the same policy through a T
 >>> R = table.reward_matrix(0.5)
 >>> res = replay(R, table.space, "hier_ucb", batch=4, seed=0, fractions=[0.2, 1.0])
 >>> sorted(res)
-['calls', 'deployed', 'recall@3', 'recall@5', 'served']
+['calls', 'deployed', 'recall@3', 'recall@5', 'regret', 'served']
 """
 
 from __future__ import annotations
@@ -270,24 +277,6 @@ def recall_at(top: Sequence[int] | np.ndarray, scores: np.ndarray, k: int) -> fl
 
 
 # ------------------------------------------------------------------------------------------------ replay
-def _id_rank(space: SearchSpace) -> np.ndarray:
-    ids = [space.config_at(i).id for i in range(space.size)]
-    rank = np.empty(space.size, dtype=int)
-    rank[np.argsort(ids, kind="stable")] = np.arange(space.size)
-    return rank
-
-
-def observed_top(policy, k: int, id_rank: np.ndarray) -> np.ndarray:
-    """Top-``k`` tried configurations by observed mean (ties: more pulls, then config id) — ``Policy.ranking``."""
-    n, s = policy._n, policy._s
-    tried = np.flatnonzero(n > 0)
-    if tried.size == 0:
-        return tried
-    mean = s[tried] / n[tried]
-    order = np.lexsort((id_rank[tried], -n[tried], -mean))
-    return tried[order[:k]]
-
-
 def question_stream(n_questions: int, length: int, seed: int) -> np.ndarray:
     """Question indices in a new random order per seed, re-shuffled at each pass over the questions."""
     rng = np.random.default_rng([seed, 20240628])
@@ -308,21 +297,28 @@ def replay(
     seed: int = 0,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     ks: Sequence[int] = (3, 5),
-    rule: str = "own",
+    rule: str = "policy",
     policy_params: Mapping[str, Any] | None = None,
+    truth: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Play one policy (a registered name or ``factory(space, seed)``) on reward matrix ``R`` (C × Q).
 
-    Returns arrays over ``fractions`` (shares of grid's calls): ``calls``, ``recall@k`` per k, ``served``
-    (mean reward served so far), ``deployed`` (grid score of the policy's top-1). A policy that runs out of
-    suggestions (grid) stops; its later checkpoints repeat its final state.
+    ``truth``: the score of every configuration that the outcome is judged by (default: grid's mean over
+    the columns of ``R``; a held-out part of the questions, or a synthetic table's true means).
+
+    Returns arrays over ``fractions`` (shares of the calls a grid over ``R`` pays): ``calls``, ``recall@k``
+    per k (against ``truth``'s top k), ``served`` (mean reward served so far), ``deployed`` (``truth`` of the
+    recommendation, ``best(1)`` under ``rule``) and ``regret`` (its normalized regret: 0 = the truly best
+    configuration, 1 = a median one). A policy that runs out of suggestions (grid) stops; its later
+    checkpoints repeat its final state.
     """
-    if rule not in ("own", "observed"):
-        raise ValueError(f"rule must be 'own' or 'observed', got {rule!r}")
+    from autorag_hp.ranking import check_rule, top_indices
+
+    check_rule(rule)
     C, Q = R.shape
     if C != space.size:
         raise ValueError(f"reward matrix has {C} rows but the space has {space.size} configurations")
-    scores = grid_scores(R)
+    scores = grid_scores(R) if truth is None else np.asarray(truth, dtype=float)
     cps = _checkpoints(C * Q, fractions)
     if policy == "grid":
         return _replay_grid(R, scores, cps, seed, ks)
@@ -330,14 +326,10 @@ def replay(
 
     pol = make_policy(policy, space, seed=seed, **dict(policy_params or {})) if isinstance(policy, str) \
         else policy(space, seed)
-    id_rank = _id_rank(space)
+    id_rank = space.id_rank()
     stream = question_stream(Q, int(cps[-1]) + batch, seed)
-    own = getattr(pol, "top_indices", None) if rule == "own" else None
     kmax = max(ks)
-    out = {f"recall@{k}": np.zeros(len(cps)) for k in ks}
-    out["served"] = np.zeros(len(cps))
-    out["deployed"] = np.zeros(len(cps))
-    out["calls"] = cps.astype(float)
+    out = _outputs(cps, ks)
     index_of: dict[str, int] = {}
     w = 1.0 / batch
     calls, total, c = 0, 0.0, 0
@@ -350,40 +342,56 @@ def replay(
                 i = index_of[cfg.id] = space.index(cfg)
             info = {**sel.info, "decision": pol.t, "slot": 0, "batch": batch}
             pol.observe_decision(cfg, info)
-            rs = R[i, stream[calls:calls + batch]]
-            for r in rs.tolist():
-                pol.update(cfg, r, w, info)
+            qs = stream[calls:calls + batch]
+            rs = R[i, qs]
+            for q, r in zip(qs.tolist(), rs.tolist()):  # the question names the cell: a revisit is no new sample
+                pol.update(cfg, r, w, {**info, "question": q})
             total += float(rs.sum())
             calls += batch
         exhausted = pol.exhausted
         while c < len(cps) and (calls >= cps[c] or exhausted):
-            top = own(kmax) if own is not None else observed_top(pol, kmax, id_rank)
-            for k in ks:
-                out[f"recall@{k}"][c] = recall_at(top, scores, k)
-            out["served"][c] = total / calls if calls else float("nan")
-            out["deployed"][c] = scores[top[0]] if len(top) else float("nan")
+            top = top_indices(space, pol.sample_stats(), kmax, rule, pol, id_rank)
+            _record(out, c, top, scores, ks, total / calls if calls else float("nan"))
             c += 1
     return out
 
 
+def normalized_regret(scores: np.ndarray, chosen: int) -> float:
+    """``(max − scores[chosen]) / (max − median)``: 0 = the best configuration, 1 = a median one."""
+    best, median = float(scores.max()), float(np.median(scores))
+    return 0.0 if best - median <= 1e-12 else (best - float(scores[chosen])) / (best - median)
+
+
+def _outputs(cps: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
+    out = {f"recall@{k}": np.zeros(len(cps)) for k in ks}
+    for name in ("served", "deployed", "regret"):
+        out[name] = np.zeros(len(cps))
+    out["calls"] = cps.astype(float)
+    return out
+
+
+def _record(out: dict[str, np.ndarray], c: int, top: np.ndarray, scores: np.ndarray, ks: Sequence[int],
+            served: float) -> None:
+    for k in ks:
+        out[f"recall@{k}"][c] = recall_at(top, scores, k)
+    out["served"][c] = served
+    out["deployed"][c] = scores[top[0]] if len(top) else float("nan")
+    out["regret"][c] = normalized_regret(scores, int(top[0])) if len(top) else float("nan")
+
+
 def _replay_grid(R: np.ndarray, scores: np.ndarray, cps: np.ndarray, seed: int, ks: Sequence[int]) -> dict[str, np.ndarray]:
-    """Grid search on a question subsample: every configuration on the first ``calls / C`` stream questions."""
+    """Grid search on a question subsample: every configuration on the first ``calls / C`` stream questions
+    (every configuration has the same number of samples, so every ranking rule orders them by mean)."""
     C, Q = R.shape
     stream = question_stream(Q, Q, seed)
     csum = np.cumsum(R[:, stream], axis=1)
     id_rank = np.arange(C)
-    out = {f"recall@{k}": np.zeros(len(cps)) for k in ks}
-    out["served"] = np.zeros(len(cps))
-    out["deployed"] = np.zeros(len(cps))
-    out["calls"] = cps.astype(float)
+    out = _outputs(cps, ks)
     for c, b in enumerate(cps):
         m = max(1, min(Q, int(b // C)))
         mean = csum[:, m - 1] / m
         top = np.lexsort((id_rank, -mean))[: max(ks)]
-        for k in ks:
-            out[f"recall@{k}"][c] = recall_at(top, scores, k)
-        out["served"][c] = float(mean.mean())
-        out["deployed"][c] = scores[top[0]]
+        _record(out, c, top, scores, ks, float(mean.mean()))
     return out
 
 
@@ -429,16 +437,30 @@ class BenchResult:
         }
 
 
-def split_method(method: str, rule: str = "own") -> tuple[str, str]:
-    """``"name@observed"`` / ``"name@own"`` -> (policy name, ranking rule); a bare name gets ``rule``."""
+def split_method(method: str, rule: str = "policy") -> tuple[str, str]:
+    """``"name@mean"`` / ``"name@lcb"`` / ... -> (policy name, ranking rule); a bare name gets ``rule``."""
+    from autorag_hp.ranking import check_rule
+
     name, _, r = method.partition("@")
-    return name, (r or rule)
+    return name, check_rule(r or rule)
+
+
+def holdout_split(n_questions: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tuning columns, held-out columns): ``share`` of the questions held out, drawn from ``seed`` (each
+    seed a new split, the same for every method, so comparisons stay paired)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the held-out share must be in (0, 1), got {share!r}")
+    held = int(round(share * n_questions))
+    if not 1 <= held < n_questions:
+        raise ValueError(f"holding out {share:g} of {n_questions} questions leaves no question on one side")
+    perm = np.random.default_rng([seed, 4242]).permutation(n_questions)
+    return np.sort(perm[held:]), np.sort(perm[:held])
 
 
 def _run_one(args: tuple) -> tuple[str, str, dict[str, np.ndarray], float]:
     import time
 
-    R, space, method, setting, seeds, batch, fractions, rule, params, max_fraction = args
+    R, space, method, setting, seeds, batch, fractions, rule, params, max_fraction, holdout = args
     try:  # small matrices: BLAS threads only contend (30x slower on a loaded 2-core machine)
         from threadpoolctl import threadpool_limits
 
@@ -451,7 +473,12 @@ def _run_one(args: tuple) -> tuple[str, str, dict[str, np.ndarray], float]:
     keep = fr <= max_fraction + 1e-9
     per_seed = []
     for s in seeds:
-        res = replay(R, space, name, batch=batch, seed=s, fractions=list(fr[keep]), rule=rule, policy_params=params)
+        Rs, truth = R, None
+        if holdout:
+            tune, held = holdout_split(R.shape[1], holdout, s)
+            Rs, truth = R[:, tune], R[:, held].mean(axis=1)
+        res = replay(Rs, space, name, batch=batch, seed=s, fractions=list(fr[keep]), rule=rule, policy_params=params,
+                     truth=truth)
         if not keep.all():  # a capped method: NaN beyond its budget
             for k, v in res.items():
                 full = np.full(fr.size, np.nan)
@@ -470,7 +497,8 @@ def run_bench(
     seeds: int | Sequence[int] = 20,
     batch: int = 4,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    rule: str = "own",
+    rule: str = "policy",
+    holdout: float | None = None,
     policy_params: Mapping[str, Mapping[str, Any]] | None = None,
     method_seeds: Mapping[str, int] | None = None,
     max_fraction: Mapping[str, float] | None = None,
@@ -479,8 +507,9 @@ def run_bench(
 ) -> BenchResult:
     """Replay every method on every reward setting (``{"w=0.5": 0.5, ...}``) for ``seeds`` seeds.
 
-    A method is a registered policy name, ``"grid"``, or ``"name@observed"`` to force the observed-mean
-    ranking rule for it. ``method_seeds`` / ``max_fraction`` give a slow method (``optuna_tpe``) fewer seeds
+    A method is a registered policy name, ``"grid"``, or ``"name@RULE"`` to rank its recommendation by another
+    rule of :mod:`autorag_hp.ranking` (``@mean``: the raw observed mean). ``holdout``: the share of questions
+    held out per seed; methods tune on the rest and are judged by grid's ranking on the held-out part. ``method_seeds`` / ``max_fraction`` give a slow method (``optuna_tpe``) fewer seeds
     and a capped budget (its later checkpoints are NaN).
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
@@ -500,7 +529,7 @@ def run_bench(
 
     jobs_args = [(mats[s], table.space, m, s, seeds_of(m), batch, list(fractions), rule,
                   dict((policy_params or {}).get(split_method(m)[0], {})),
-                  float((max_fraction or {}).get(split_method(m)[0], 1.0)))
+                  float((max_fraction or {}).get(split_method(m)[0], 1.0)), holdout)
                  for s in rewards for m in methods]
     runs, secs = {}, {}
     bar = None
@@ -527,8 +556,11 @@ def run_bench(
     if bar:
         bar.close()
     info = {"n_configs": table.n_configs, "n_questions": table.n_questions, "batch": batch,
-            "seeds": len(seed_list), "rule": rule, "note": table.note}
-    return BenchResult(list(fractions), table.grid_calls, list(rewards), list(methods), runs, secs, truth, info)
+            "seeds": len(seed_list), "rule": rule, "note": table.note, "holdout": holdout}
+    grid_calls = table.grid_calls
+    if holdout:
+        grid_calls = table.n_configs * len(holdout_split(table.n_questions, holdout, 0)[0])
+    return BenchResult(list(fractions), grid_calls, list(rewards), list(methods), runs, secs, truth, info)
 
 
 # ------------------------------------------------------------------------------------------------ live check
@@ -542,6 +574,7 @@ def live_run(
     batch: int = 4,
     seed: int = 0,
     ks: Sequence[int] = (3, 5),
+    rule: str = "policy",
     progress: bool = False,
 ) -> dict[str, float]:
     """Tune on the *live* pipeline (not the table) through a real :class:`Tuner`, on the table's questions in
@@ -549,7 +582,7 @@ def live_run(
 
     Every call runs the pipeline (retrieve → prompt → generate), computes the reward's metrics and reports
     the reward. Returns served reward, Recall@k of ``tuner.best`` against the table's grid scores, the
-    deployed configuration's grid score, and ``agree``: the share of calls whose live reward equals the
+    deployed configuration's grid score (``best(1)`` under ``rule``, as in :func:`replay`), and ``agree``: the share of calls whose live reward equals the
     table's cell (1.0 for a deterministic pipeline; lower with sampling, e.g. temperature 0.7).
     """
     from autorag_hp.evaluation.grid import question_id
@@ -577,8 +610,8 @@ def live_run(
 
         bar = tqdm(total=budget_calls, desc=f"live {policy}", unit="call")
     for call in range(budget_calls):
-        trial = tuner.suggest()
         item = qs[int(stream[call])]
+        trial = tuner.suggest(question=str(int(stream[call])))
         answer = pipeline.run(item.question, trial.config)
         row: dict[str, Any] = dict(compute_metrics(answer, item, getattr(reward, "metrics", None) or None))
         row.setdefault("total_tokens", answer.total_tokens)
@@ -591,10 +624,10 @@ def live_run(
             bar.update()
     if bar:
         bar.close()
-    top = [table.space.index(row.config) for row in tuner.best(max(ks))]
+    top = [table.space.index(row.config) for row in tuner.best(max(ks), rule=rule)]
     out = {f"recall@{k}": recall_at(top, scores, k) for k in ks}
-    out.update({"served": float(np.mean(served)), "deployed": float(scores[top[0]]), "agree": agree / budget_calls,
-                "calls": float(budget_calls)})
+    out.update({"served": float(np.mean(served)), "deployed": float(scores[top[0]]),
+                "regret": normalized_regret(scores, top[0]), "agree": agree / budget_calls, "calls": float(budget_calls)})
     return out
 
 

@@ -127,6 +127,13 @@ class TunedRunnable(Runnable):
         return Tuned(output, trial.id, trial.config, reward, {"decision": trial.decision})
 
     @staticmethod
+    def question_of(input: Any) -> str | None:
+        """The question text of an input (a string, or a mapping's ``"question"``), for the ranking's one
+        sample per distinct question; None when the input has no such text."""
+        text = input if isinstance(input, str) else input.get("question") if isinstance(input, Mapping) else None
+        return text if isinstance(text, str) and text.strip() else None
+
+    @staticmethod
     def check_input(input: Any) -> None:
         """Reject an empty question before anything is stored (no trial is suggested for it)."""
         text = input if isinstance(input, str) else input.get("question") if isinstance(input, Mapping) else None
@@ -140,14 +147,14 @@ class TunedRunnable(Runnable):
         pending (unreported): it never counts as a reward, and a ``trial_timeout`` expires it.
         """
         self.check_input(input)
-        trial = self.tuner.suggest()
+        trial = self.tuner.suggest(question=self.question_of(input))
         output = self._run_with(self.values_of(trial.config), input, config, **kwargs)
         return self._finish(trial, input, output, reference)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, *, reference: Any = None,
                       **kwargs) -> Tuned:
         self.check_input(input)
-        trial = self.tuner.suggest()
+        trial = self.tuner.suggest(question=self.question_of(input))
         output = self._run_with(self.values_of(trial.config), input, config, _async=True, **kwargs)
         if inspect.isawaitable(output):
             output = await output
@@ -157,9 +164,10 @@ class TunedRunnable(Runnable):
         """Feed back the reward of one call (a finite number; higher is better)."""
         self.tuner.report(trial_id, reward)
 
-    def best(self, k: int = 5) -> list:
-        """Best configurations so far (``BestRow`` with ``.config``, ``.mean``, ``.count``, ``.lower``, ``.upper``)."""
-        return self.tuner.best(k)
+    def best(self, k: int | None = 5, *, rule: str = "policy") -> list:
+        """What to deploy, best first (:meth:`Tuner.best`: ``Estimate`` rows with ``.config``, ``.mean``,
+        ``.count``, ``.lower``, ``.upper``, ``.note``)."""
+        return self.tuner.best(k, rule=rule)
 
     def best_values(self) -> dict[str, Any] | None:
         """The knob values of the best configuration so far, ready for ``chain.with_config(configurable=...)``."""

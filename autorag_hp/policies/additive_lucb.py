@@ -25,9 +25,9 @@ with the highest upper bound ``μ̂ + β·sd``; play whichever of the two is les
 with ``t`` (see ``beta_growth``). Pending pulls count in
 ``sd`` (so concurrent requests spread). Ties are broken by the decision's random generator.
 
-Recommendation: :meth:`top_indices` ranks *all* configurations by posterior mean (the model can recommend a
-configuration it never tried). :meth:`ranking` stays the base class's observed-mean ranking (the contract
-every policy shares), so ``Tuner.best`` and the benchmark's ``rule="observed"`` treat it like any policy.
+Recommendation (the ranking rule ``"policy"``, what ``Tuner.best`` returns by default): every configuration,
+tried or not, by posterior mean (:meth:`recommendation_scores`); the other rules of
+:mod:`autorag_hp.ranking` (``"posterior"``, ``"lcb"``, ``"mean"``) rank its observed samples like any policy's.
 
 >>> from autorag_hp.space import SearchSpace
 >>> pol = AdditiveLUCBPolicy(SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b"]}), seed=0, k=2)
@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 from autorag_hp.policies.base import Policy, Selection
-from autorag_hp.space import Config
 
 
 class AdditiveLUCBPolicy(Policy):
@@ -82,9 +81,6 @@ class AdditiveLUCBPolicy(Policy):
         self.beta = float(beta)
         self.tau_min = float(tau_min)
         size = self.space.size
-        self._m = np.zeros(size)  # rewards per configuration (unweighted count)
-        self._q = np.zeros(size)  # their sum
-        self._qq = np.zeros(size)  # their sum of squares
         # one-hot design matrix: one column per (parameter, value)
         digits = np.array([self.space.digits(self.space.config_at(i)) for i in range(size)]).reshape(size, -1)
         blocks, scale = [], []
@@ -107,19 +103,13 @@ class AdditiveLUCBPolicy(Policy):
         return {"k": self.k, "beta": self.beta, "tau_min": self.tau_min, "interactions": self.interactions,
                 "beta_growth": self.beta_growth}
 
-    # --- the fold ---------------------------------------------------------------------------------------
-    def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
-        self._m[idx] += 1.0
-        self._q[idx] += reward
-        self._qq[idx] += reward * reward
-
     # --- the model --------------------------------------------------------------------------------------
     def posterior(self, pending: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of every configuration's mean reward.
 
         With ``pending``, outstanding pulls count as observations in the standard deviation (not the mean).
         """
-        m, q, qq = self._m, self._q, self._qq
+        m, q, qq = self._cn, self._cs, self._css  # the base class's samples: one per distinct question
         tried = m > 0
         total_m = m.sum()
         if total_m == 0:
@@ -156,16 +146,10 @@ class AdditiveLUCBPolicy(Policy):
         mean = (pred / pvar + q / sigma2) / prec_mean
         return mean, 1.0 / np.sqrt(prec)
 
-    def top_indices(self, k: int) -> np.ndarray:
-        """The ``k`` configurations of highest posterior mean (ties: more rewards, then space order)."""
-        mean, _ = self.posterior()
-        order = np.lexsort((np.arange(mean.size), -self._m, -mean))
-        return order[:k]
-
-    def recommend(self, k: int = 5) -> list[tuple[Config, float]]:
-        """The model's top ``k``: ``(config, posterior mean)``, best first."""
-        mean, _ = self.posterior()
-        return [(self.space.config_at(int(i)), float(mean[i])) for i in self.top_indices(k)]
+    def recommendation_scores(self, stats) -> np.ndarray:
+        """Rule ``"policy"``: every configuration's posterior mean, tried or not (the model can recommend a
+        configuration it never tried)."""
+        return self.posterior()[0]
 
     # --- selection --------------------------------------------------------------------------------------
     def _select(self, rng: np.random.Generator) -> Selection:
@@ -182,20 +166,3 @@ class AdditiveLUCBPolicy(Policy):
         hi = outside[int(np.argmax(mean[outside] + beta * sd[outside] + jitter[outside]))]
         pick = lo if sd[lo] > sd[hi] else hi
         return Selection(self.space.config_at(int(pick)), {"race": "inside" if pick == lo else "outside"})
-
-    # --- serialization ----------------------------------------------------------------------------------
-    def _extra_state(self) -> dict[str, Any]:
-        return {
-            self.space.config_at(int(i)).id: [float(self._m[i]), float(self._q[i]), float(self._qq[i])]
-            for i in np.flatnonzero(self._m > 0)
-        }
-
-    def _load_extra_state(self, extra: dict[str, Any]) -> None:
-        ids = {self.space.config_at(i).id: i for i in range(self.space.size)}
-        self._m[:] = 0
-        self._q[:] = 0
-        self._qq[:] = 0
-        for cid, (m, q, qq) in extra.items():
-            i = ids.get(cid)
-            if i is not None:
-                self._m[i], self._q[i], self._qq[i] = m, q, qq

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from autorag_hp.ranking import Estimate, SampleStats, rank
 from autorag_hp.space import Config, SearchSpace
 
 
@@ -57,6 +58,12 @@ class Policy:
         self._reward_sumsq = 0.0
         self._reward_n = 0.0
         self._idx: dict[str, int] = {}
+        # the ranking's samples: one per distinct (configuration, question) cell, unweighted (see ranking.py)
+        self._cn = np.zeros(size)
+        self._cs = np.zeros(size)
+        self._css = np.zeros(size)
+        self._cells: dict[tuple[int, Any], list[float]] = {}
+        self._lo, self._hi = math.inf, -math.inf
 
     # --- parameters (configuration, kept apart from state) ----------------------------------------------
     def params(self) -> dict[str, Any]:
@@ -130,7 +137,41 @@ class Policy:
         self._reward_n += weight
         self._reward_sum += weight * reward
         self._reward_sumsq += weight * reward * reward
+        self._add_sample(idx, reward, (info or {}).get("question"))
         self._on_update(idx, config, reward, weight, info or {})
+
+    def _add_sample(self, idx: int, reward: float, question: Any) -> None:
+        """Fold one reward into the ranking's samples. A (configuration, question) cell seen before is not a new
+        sample: its rewards are averaged into the cell's one value (a temperature-0 answer asked again says
+        nothing new about the configuration; a sampled one is a second draw of the same cell)."""
+        self._lo, self._hi = min(self._lo, reward), max(self._hi, reward)
+        cell = None
+        if question is not None:
+            key = (idx, question)
+            cell = self._cells.get(key)
+            if cell is None:
+                self._cells[key] = [1.0, reward]
+        if cell is None:
+            self._cn[idx] += 1.0
+            self._cs[idx] += reward
+            self._css[idx] += reward * reward
+            return
+        old = cell[1] / cell[0]
+        cell[0] += 1.0
+        cell[1] += reward
+        new = cell[1] / cell[0]
+        self._cs[idx] += new - old
+        self._css[idx] += new * new - old * old
+
+    def sample_stats(self) -> SampleStats:
+        """The ranking's statistics: per configuration, samples (distinct questions), their sum and sum of squares."""
+        return SampleStats(self._cn, self._cs, self._css, self._lo if self._cn.any() else math.nan,
+                           self._hi if self._cn.any() else math.nan)
+
+    def recommendation_scores(self, stats: SampleStats) -> np.ndarray | None:
+        """The policy's own ranking score of every configuration (rule ``"policy"``); None: the ``"posterior"``
+        rule. Model-based policies override it (see :mod:`autorag_hp.ranking`)."""
+        return None
 
     def release(self, config: Config, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
         """A pending trial expired without a reward: drop its pending weight."""
@@ -140,12 +181,17 @@ class Policy:
 
     def forget(self, gamma: float) -> None:
         """Discount every credited statistic by ``gamma`` (drift): per-configuration counts and sums, the pooled
-        moments, and through :meth:`_on_forget` a subclass's own; pending counts stay as they are."""
+        moments, the ranking's samples, and through :meth:`_on_forget` a subclass's own; pending counts stay as
+        they are. Cells seen before the discount no longer de-duplicate later rewards of the same question."""
         self._n *= gamma
         self._s *= gamma
         self._reward_n *= gamma
         self._reward_sum *= gamma
         self._reward_sumsq *= gamma
+        self._cn *= gamma
+        self._cs *= gamma
+        self._css *= gamma
+        self._cells.clear()  # under drift an old answer is no longer the configuration's answer: a repeat counts
         self._on_forget(gamma)
 
     def _on_decision(self, idx: int, config: Config, info: dict[str, Any]) -> None:
@@ -165,23 +211,19 @@ class Policy:
         """True when the policy has nothing left to suggest (only grid search ever is)."""
         return False
 
-    def ranking(self, k: int | None = None) -> list[tuple[Config, float, float]]:
-        """Configurations with at least one credited reward, best estimated mean first: (config, mean, pulls).
-
-        Ties are broken by more pulls, then by configuration id (deterministic).
-        """
-        tried = np.flatnonzero(self._n > 0)
-        rows = [(self.space.config_at(int(i)), float(self._s[i] / self._n[i]), float(self._n[i])) for i in tried]
-        rows.sort(key=lambda r: (-r[1], -r[2], r[0].id))
-        return rows if k is None else rows[:k]
+    def ranking(self, k: int | None = None, rule: str = "policy") -> list[Estimate]:
+        """The ranking module's rows (:func:`autorag_hp.ranking.rank`) for this policy's statistics: the
+        recommendation first, each with its estimate and interval."""
+        return rank(self.space, self.sample_stats(), k, rule=rule, policy=self)
 
     # --- serialization ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Plain numbers keyed by arm id (configuration id): JSON-able, mergeable, warm-startable."""
         arms = {}
-        for i in np.flatnonzero((self._n > 0) | (self._pending > 0)):
+        for i in np.flatnonzero((self._n > 0) | (self._pending > 0) | (self._cn > 0)):
             cfg = self.space.config_at(int(i))
-            arms[cfg.id] = [float(self._n[i]), float(self._s[i]), float(self._pending[i])]
+            arms[cfg.id] = [float(self._n[i]), float(self._s[i]), float(self._pending[i]), float(self._cn[i]),
+                            float(self._cs[i]), float(self._css[i])]
         return {
             "policy": self.name,
             "params": self.params(),
@@ -189,6 +231,7 @@ class Policy:
             "space": self.space.fingerprint,
             "t": self.t,
             "pooled": [self._reward_n, self._reward_sum, self._reward_sumsq],
+            "range": [self._lo, self._hi] if self._cn.any() else None,
             "arms": arms,
             "extra": self._extra_state(),
         }
@@ -201,10 +244,16 @@ class Policy:
         self._n[:] = 0
         self._s[:] = 0
         self._pending[:] = 0
-        for arm_id, (n, s, pending) in state.get("arms", {}).items():
+        for arr in (self._cn, self._cs, self._css):
+            arr[:] = 0
+        self._cells.clear()
+        for arm_id, values in state.get("arms", {}).items():
             i = ids.get(arm_id)
             if i is not None:
-                self._n[i], self._s[i], self._pending[i] = n, s, pending
+                self._n[i], self._s[i], self._pending[i] = values[:3]
+                if len(values) >= 6:
+                    self._cn[i], self._cs[i], self._css[i] = values[3:6]
+        self._lo, self._hi = state.get("range") or (math.inf, -math.inf)
         self.t = int(state.get("t", 0))
         self._reward_n, self._reward_sum, self._reward_sumsq = state.get("pooled", [0.0, 0.0, 0.0])
         self._load_extra_state(state.get("extra", {}))

@@ -104,6 +104,19 @@ class HierarchicalPolicy(Policy):
         """The configuration the others are held at (see the module docstring)."""
         return self._config_of(self.incumbent_digits())
 
+    def recommendation_scores(self, stats) -> np.ndarray:
+        """Rule ``"policy"``: the incumbent first, then every other configuration by the ``"posterior"`` rule.
+
+        The incumbent is built from each hyper-parameter's best value in its low-level bandit, whose
+        statistics pool every configuration that varied it: better supported than any one configuration's
+        own mean, and possibly a combination never tried as a whole (then its ``count`` is 0)."""
+        from autorag_hp.ranking import scores
+
+        out = scores(stats, "posterior")
+        if (self._hn > 0).any():
+            out[self._index(self.incumbent)] = np.inf
+        return out
+
     # --- selection --------------------------------------------------------------------------------------
     def _choose_param(self, rng: np.random.Generator) -> int:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -12,10 +12,10 @@ What it adds to any registered policy (``inner``):
 * **Exploration cap** ``explore`` in [0, 1]: each decision explores (asks ``inner``) with probability
   ``explore``; otherwise it *exploits*: it serves the current best configuration. The coin comes from the
   decision's own random stream (seed, t), so replicas and replays agree. ``info["explore"]`` says which.
-* **Current best**: among configurations with at least ``min_count`` credited pulls, the highest mean (ties:
-  more pulls, then id). With a ``fallback`` (pinned) configuration, exploitation serves the fallback until the
-  fallback itself has ``min_count`` pulls, and afterwards only a configuration whose mean beats the fallback's
-  displaces it. Without a fallback and with no configuration at ``min_count`` yet, exploitation serves the
+* **Current best**: among configurations with at least ``min_count`` samples (distinct questions), the
+  inner policy's recommendation (:mod:`autorag_hp.ranking`, rule ``"policy"``). With a ``fallback`` (pinned)
+  configuration, exploitation serves the fallback until the fallback itself has ``min_count`` samples, and
+  afterwards only a configuration whose shrunk mean (rule ``"posterior"``) beats the fallback's displaces it. Without a fallback and with no configuration at ``min_count`` yet, exploitation serves the
   inner policy's incumbent (hierarchical policies) or asks the inner policy.
 * **Drift** ``discount`` γ in (0, 1]: before each reward is credited every statistic (counts, sums, the
   hierarchical arms' counts and sums) is multiplied by γ, so a reward ``m`` reports old weighs ``γ**m``
@@ -85,23 +85,25 @@ class OnlinePolicy(Policy):
     # --- choice ------------------------------------------------------------------------------------------
     def best_config(self) -> Config | None:
         """The configuration exploitation serves now (see the module docstring); None: ask the inner policy."""
-        n, s = self._n, self._s
-        ok = np.flatnonzero(n >= self.min_count - 1e-9)
-        best = None
-        if ok.size:
-            means = s[ok] / n[ok]
-            order = sorted(range(ok.size), key=lambda j: (-means[j], -n[ok[j]], self.space.config_at(int(ok[j])).id))
-            best = self.space.config_at(int(ok[order[0]]))
-            best_mean = float(means[order[0]])
+        from autorag_hp.ranking import order, scores
+
+        stats = self.sample_stats()
+        measured = stats.n >= self.min_count - 1e-9
+        top = order(self.space, stats, np.where(measured, scores(stats, "policy", self), -np.inf), 1)
+        best = self.space.config_at(int(top[0])) if top.size else None
         if self.fallback is not None:
             fi = self._index(self.fallback)
-            if n[fi] < self.min_count - 1e-9 or best is None:
+            if best is None or not measured[fi]:
                 return self.fallback
-            return best if best_mean > s[fi] / n[fi] else self.fallback
+            post = scores(stats, "posterior")  # displacing the pinned fallback takes evidence on both
+            return best if post[top[0]] > post[fi] else self.fallback
         if best is not None:
             return best
         incumbent = getattr(self.inner, "incumbent", None)
         return incumbent if isinstance(incumbent, Config) else None
+
+    def recommendation_scores(self, stats) -> np.ndarray | None:
+        return self.inner.recommendation_scores(stats)
 
     def select(self) -> Selection:
         self.inner.t = self.t

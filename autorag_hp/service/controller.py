@@ -160,7 +160,7 @@ class Controller:
                                    f"the limit is {self.settings.max_reference_chars}")
             if not reference.strip():
                 raise ServiceError(422, "empty_reference", "the reference answer is empty; omit it or fill it")
-        trial = self.tuner.suggest()
+        trial = self.tuner.suggest(question=q)
         t1 = time.perf_counter()
         try:
             answer = self.pipeline.run(q, {**self.fixed, **trial.config.to_dict()})
@@ -235,43 +235,36 @@ class Controller:
 
     # --- reads ------------------------------------------------------------------------------------------
     def best(self, k: int = 5) -> list[dict[str, Any]]:
-        return [{"config": r.config.to_dict(), "mean": r.mean, "count": r.count, "lower": _fin(r.lower),
-                 "upper": _fin(r.upper)} for r in self.tuner.best(k)]
+        """What to deploy, exactly as :meth:`Tuner.best` ranks it (:mod:`autorag_hp.ranking`)."""
+        return [r.to_dict() for r in self.tuner.best(k)]
 
     def arms(self) -> dict[str, Any]:
-        """Per (hyper-parameter, value): count, mean and 95 % interval of every reward whose configuration had
-        that value (from the storage's aggregates), and the policy's own weighted statistics."""
-        from autorag_hp.space import Config
-        from autorag_hp.tuner import t_quantile_975
+        """Per (hyper-parameter, value): samples, mean and 95 % interval of every reward whose configuration had
+        that value (the ranking's samples, summed over configurations), and the policy's own weighted statistics."""
+        import numpy as np
+
+        from autorag_hp.ranking import interval
 
         self.tuner.sync()
-        acc: dict[str, dict[str, list[float]]] = {p.name: {json.dumps(v): [0, 0.0, 0.0] for v in p.values}
-                                                  for p in self.space.params}
-        for st in self.tuner.storage.stats(self.study).values():
-            cfg = Config.from_json(st.config)
-            for name in acc:
-                a = acc[name].get(json.dumps(cfg.get(name)))
-                if a is not None:
-                    a[0] += st.count
-                    a[1] += st.sum
-                    a[2] += st.sumsq
+        stats = self.policy.sample_stats()
+        pooled_var, _ = stats.pooled()
+        bounds = (stats.lo, stats.hi) if math.isfinite(stats.lo) else None
+        digits = np.array([self.space.digits(self.space.config_at(int(i))) for i in stats.tried], dtype=int)
+        digits = digits.reshape(len(stats.tried), len(self.space.params))
         policy_arms = self.policy.arm_stats()
         out = {}
-        for p in self.space.params:
+        for j, p in enumerate(self.space.params):
             vals = []
-            for v in p.values:
-                n, s1, s2 = acc[p.name][json.dumps(v)]
-                mean = s1 / n if n else None
-                half = None
-                if n > 1:
-                    var = max(0.0, (s2 - n * mean * mean) / (n - 1))
-                    half = t_quantile_975(int(n) - 1) * math.sqrt(var / n)
+            for v_idx, v in enumerate(p.values):
+                rows = stats.tried[digits[:, j] == v_idx] if digits.size else stats.tried[:0]
+                n, s1, s2 = (float(a[rows].sum()) for a in (stats.n, stats.s, stats.ss))
+                lo, hi, _, note = interval(n, s1, s2, pooled_var=pooled_var, bounds=bounds)
                 pol = policy_arms.get(p.name, {}).get("values", {}).get(json.dumps(v))
-                vals.append({"value": v, "count": int(n), "mean": mean,
-                             "lower": None if half is None else mean - half, "upper": None if half is None else mean + half,
-                             "policy_pulls": None if pol is None else pol[0], "policy_mean": None if pol is None else pol[1]})
-            hi = policy_arms.get(p.name, {})
-            out[p.name] = {"values": vals, "policy_pulls": hi.get("n"), "policy_mean": hi.get("mean")}
+                vals.append({"value": v, "count": int(round(n)), "mean": s1 / n if n else None, "lower": lo,
+                             "upper": hi, "note": note or None, "policy_pulls": None if pol is None else pol[0],
+                             "policy_mean": None if pol is None else pol[1]})
+            hi_arm = policy_arms.get(p.name, {})
+            out[p.name] = {"values": vals, "policy_pulls": hi_arm.get("n"), "policy_mean": hi_arm.get("mean")}
         best = self.policy.best_config()
         return {"arms": out, "current_best": None if best is None else best.to_dict(),
                 "fallback": None if self.policy.fallback is None else self.policy.fallback.to_dict()}
