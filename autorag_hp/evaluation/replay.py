@@ -356,12 +356,6 @@ def replay(
     return out
 
 
-def normalized_regret(scores: np.ndarray, chosen: int) -> float:
-    """``(max − scores[chosen]) / (max − median)``: 0 = the best configuration, 1 = a median one."""
-    best, median = float(scores.max()), float(np.median(scores))
-    return 0.0 if best - median <= 1e-12 else (best - float(scores[chosen])) / (best - median)
-
-
 def _outputs(cps: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
     out = {f"recall@{k}": np.zeros(len(cps)) for k in ks}
     for name in ("served", "deployed", "regret"):
@@ -372,6 +366,8 @@ def _outputs(cps: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
 
 def _record(out: dict[str, np.ndarray], c: int, top: np.ndarray, scores: np.ndarray, ks: Sequence[int],
             served: float) -> None:
+    from autorag_hp.evaluation.stats import normalized_regret
+
     for k in ks:
         out[f"recall@{k}"][c] = recall_at(top, scores, k)
     out["served"][c] = served
@@ -512,6 +508,8 @@ def run_bench(
     held out per seed; methods tune on the rest and are judged by grid's ranking on the held-out part. ``method_seeds`` / ``max_fraction`` give a slow method (``optuna_tpe``) fewer seeds
     and a capped budget (its later checkpoints are NaN).
     """
+    from autorag_hp.evaluation.stats import split_half_agreement, topk_stability
+
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     mats = {name: table.reward_matrix(spec) for name, spec in rewards.items()}
     truth = {}
@@ -522,6 +520,9 @@ def run_bench(
             "best_score": float(sc[order[0]]), "top5": [table.space.config_at(int(i)).to_dict() for i in order[:5]],
             "top5_scores": [float(sc[i]) for i in order[:5]], "mean_score": float(sc.mean()),
             "question_sd": float(R.std(axis=1).mean()),
+            # the noise ceiling: how stable grid's own top k is (no method can be judged more finely)
+            "ceiling": {f"bootstrap@{k}": round(topk_stability(R, k), 3) for k in (3, 5)}
+            | {f"halves@{k}": round(split_half_agreement(R, k), 3) for k in (3, 5)},
         }
     def seeds_of(m: str) -> list[int]:
         n = (method_seeds or {}).get(split_method(m)[0])
@@ -626,6 +627,8 @@ def live_run(
         bar.close()
     top = [table.space.index(row.config) for row in tuner.best(max(ks), rule=rule)]
     out = {f"recall@{k}": recall_at(top, scores, k) for k in ks}
+    from autorag_hp.evaluation.stats import normalized_regret
+
     out.update({"served": float(np.mean(served)), "deployed": float(scores[top[0]]),
                 "regret": normalized_regret(scores, top[0]), "agree": agree / budget_calls, "calls": float(budget_calls)})
     return out

@@ -51,9 +51,9 @@ __all__ = [
 
 
 def _tq(level: float, df: int) -> float:
-    from scipy.stats import t
+    from autorag_hp.ranking import t_quantile  # the one place t quantiles come from
 
-    return float(t.ppf((1.0 + level) / 2.0, df))
+    return t_quantile(df, level)
 
 
 def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
