@@ -91,8 +91,9 @@ def markdown(res: BenchResult, *, budget: float = 0.2, command: str | None = Non
     if info.get("note"):
         lines += ["", f"**{info['note']}**"]
     lines += ["", f"Batch B = {info['batch']} questions per decision; {info['seeds']} seeds (a new question order "
-              f"each); top-k rule: `{info['rule']}` (each method's own recommendation; `@observed` = ranked by "
-              "observed mean like `Tuner.best`)."]
+              f"each); what a method deploys: `best(1)` under the ranking rule `{info['rule']}` (`policy` = the policy's own "
+              "recommendation, exactly what `Tuner.best` returns; `NAME@mean` = the same run ranked by raw observed "
+              "mean, the rule before the ranking module)."]
     slow = {f"{m}": n for (m, s), d in res.runs.items() if (n := d["served"].shape[0]) != info["seeds"]}
     if slow:
         lines += ["", "Fewer seeds / capped budget: " + ", ".join(
