@@ -188,3 +188,19 @@ def test_bad_urls():
         open_storage("tuning.db")
     with pytest.raises(ValueError, match="cannot use storage URL"):
         open_storage("nosuchdb://x")
+
+
+def test_one_database_url_rule_for_storage_grid_tables_and_optuna(tmp_path):
+    """storage/urls.py is the one place a location becomes an SQLAlchemy URL; the three users agree."""
+    from autorag_hp.evaluation.table import to_url
+    from autorag_hp.storage.urls import database_url
+    from autorag_hp.training.optuna_tuner import normalize_storage_url
+
+    pg = "postgresql://u@127.0.0.1:5432/test"
+    assert database_url(pg) == to_url(pg) == normalize_storage_url(pg) == "postgresql+psycopg://u@127.0.0.1:5432/test"
+    assert database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # an explicit driver stays
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db" and normalize_storage_url(None) is None
+    assert database_url("grid.sqlite") == "grid.sqlite"  # a bare path is a URL only where paths are allowed
+    path = tmp_path / "sub" / "grid.sqlite"
+    assert to_url(path) == f"sqlite:///{path.resolve()}" and path.parent.is_dir()

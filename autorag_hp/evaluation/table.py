@@ -115,15 +115,10 @@ RUNS = sa.Table(
 
 
 def to_url(target: str | os.PathLike) -> str:
-    """A path becomes ``sqlite:///path``; ``postgresql://`` URLs get the psycopg 3 driver."""
-    s = str(target)
-    for prefix in ("postgresql://", "postgres://"):
-        if s.startswith(prefix):
-            return "postgresql+psycopg://" + s[len(prefix):]
-    if "://" in s:
-        return s
-    Path(s).parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{Path(s).resolve()}"
+    """A path becomes ``sqlite:///path``; ``postgresql://`` URLs get the psycopg 3 driver (:func:`database_url`)."""
+    from autorag_hp.storage.urls import database_url
+
+    return database_url(target, paths=True)
 
 
 def worker_name() -> str:

@@ -83,15 +83,11 @@ def default_gguf_path() -> Path:
     return path
 
 
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where converted models live: ``cache_dir``, else ``$AUTORAG_HP_CACHE/models``, else
-    ``~/.cache/autorag-hp/models``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("AUTORAG_HP_CACHE")
-    if env:
-        return Path(env) / "models"
-    return Path.home() / ".cache" / "autorag-hp" / "models"
+def model_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where converted models live: ``cache_dir``, else ``models/`` of :func:`autorag_hp.cache.cache_root`."""
+    from autorag_hp.cache import cache_root
+
+    return Path(cache_dir) if cache_dir is not None else cache_root("models")
 
 
 def _fingerprint(path: Path) -> str:
@@ -147,7 +143,7 @@ def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | No
     either see a complete copy or none; the loser of a race discards its copy.
     """
     gguf_path = Path(gguf_path)
-    root = cache_root(cache_dir)
+    root = model_cache_dir(cache_dir)
     fp = _fingerprint(gguf_path)
     target = root / f"{gguf_path.stem}-{fp}"
     if (target / CONVERTED_MARKER).is_file():
@@ -280,7 +276,7 @@ class LocalGenerator:
                 dtype=dtype,
                 quantize=quantize,
                 threads=self.plan.threads,
-                cache_root=cache_root(cache_dir),
+                cache_root=model_cache_dir(cache_dir),
                 model_id=self.model_dir.name,
                 torch_version=torch.__version__,
                 aten_capability=caps.get("torch_cpu_capability"),

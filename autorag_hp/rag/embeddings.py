@@ -28,12 +28,8 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from autorag_hp.cache import cache_root
 from autorag_hp.rag.errors import InvalidConfigError, RAGError
-
-
-def cache_root() -> Path:
-    """``$AUTORAG_HP_CACHE`` or ``~/.cache/autorag-hp``."""
-    return Path(os.environ.get("AUTORAG_HP_CACHE") or Path.home() / ".cache" / "autorag-hp")
 
 
 def _threads() -> int:

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from autorag_hp.cache import cache_root
 from autorag_hp.rag.chunking import Chunk, split_documents
 from autorag_hp.rag.data import Document, corpus_fingerprint
 from autorag_hp.rag.embeddings import (
     DENSE,
     EMBEDDINGS,
     CachedEmbeddings,
-    cache_root,
     default_store,
     get_embeddings,
 )

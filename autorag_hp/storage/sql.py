@@ -36,6 +36,7 @@ from autorag_hp.storage.base import (
     TrialRecord,
     stats_from_events,
 )
+from autorag_hp.storage.urls import database_url
 
 SCHEMA_VERSION = 1
 metadata = sa.MetaData()
@@ -111,14 +112,6 @@ _SQL = {
 }
 
 
-def normalize_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` use psycopg 3 (the driver we install)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 class SQLStorage(Storage):
     """SQLite (``sqlite:///path.db``) or PostgreSQL (``postgresql://user@host/db``) storage.
 
@@ -128,7 +121,7 @@ class SQLStorage(Storage):
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", echo: bool = False):
         self.url = url
-        url = normalize_url(url)
+        url = database_url(url)
         self.dialect = sa.engine.make_url(url).get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.dialect == "sqlite":

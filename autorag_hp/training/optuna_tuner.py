@@ -324,14 +324,10 @@ def _worker_main(spec: dict, n_trials: int) -> None:
 
 
 def normalize_storage_url(url: str | None) -> str | None:
-    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 (the ``postgres`` extra) when psycopg2 is absent."""
-    if url is None or not url.startswith(("postgresql://", "postgres://")):
-        return url
-    import importlib.util
+    """An Optuna storage URL with the project's one driver rule (:func:`autorag_hp.storage.urls.database_url`)."""
+    from autorag_hp.storage.urls import database_url
 
-    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+    return None if url is None else database_url(url)
 
 
 def _n_positional(fn: Callable) -> int:
