@@ -46,6 +46,16 @@ class SyntheticTable:
     def sample(self, config: Config, rng: np.random.Generator) -> float:
         return float(self.means[self.space.index(config)] + self.noise * rng.standard_normal())
 
+    def drive(self, policy, pulls: int, seed: int = 0):
+        """Drive ``policy`` directly (the calls a Tuner makes, one reward per decision) for ``pulls`` noisy
+        rewards drawn from ``seed``; returns the policy."""
+        rng = np.random.default_rng([seed, 7])
+        for _ in range(pulls):
+            sel = policy.select()
+            policy.observe_decision(sel.config, sel.info)
+            policy.update(sel.config, self.sample(sel.config, rng), 1.0, sel.info)
+        return policy
+
 
 def replay(
     make_tuner: Callable[[], object], table: SyntheticTable, budget: int, *, seed: int = 0, k: int = 5

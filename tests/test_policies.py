@@ -251,14 +251,9 @@ def _planted_gaps(name, seeds, rules=("policy", "mean"), pulls=1500):
 
     out = {r: [] for r in rules}
     for seed in seeds:
-        truth = SyntheticTable.make(PLANTED, seed=seed, noise=0.1, interaction=0.0, effect=0.05).means
-        pol = make_policy(name, PLANTED, seed=seed)
-        rng = np.random.default_rng([seed, 7])
-        for _ in range(pulls):
-            sel = pol.select()
-            pol.observe_decision(sel.config, sel.info)
-            i = PLANTED.index(sel.config)
-            pol.update(sel.config, float(truth[i] + 0.1 * rng.standard_normal()), 1.0, sel.info)
+        table = SyntheticTable.make(PLANTED, seed=seed, noise=0.1, interaction=0.0, effect=0.05)
+        truth = table.means
+        pol = table.drive(make_policy(name, PLANTED, seed=seed), pulls, seed)
         for r in rules:
             out[r].append(float(truth.max() - truth[int(top_indices(PLANTED, pol.sample_stats(), 1, r, pol)[0])]))
     return {r: np.array(v) for r, v in out.items()}

@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from autorag_hp.evaluation.stats import normalized_regret
 from autorag_hp.space import Config, SearchSpace
 
 DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 101))
@@ -366,8 +367,6 @@ def _outputs(cps: np.ndarray, ks: Sequence[int]) -> dict[str, np.ndarray]:
 
 def _record(out: dict[str, np.ndarray], c: int, top: np.ndarray, scores: np.ndarray, ks: Sequence[int],
             served: float) -> None:
-    from autorag_hp.evaluation.stats import normalized_regret
-
     for k in ks:
         out[f"recall@{k}"][c] = recall_at(top, scores, k)
     out["served"][c] = served
@@ -627,8 +626,6 @@ def live_run(
         bar.close()
     top = [table.space.index(row.config) for row in tuner.best(max(ks), rule=rule)]
     out = {f"recall@{k}": recall_at(top, scores, k) for k in ks}
-    from autorag_hp.evaluation.stats import normalized_regret
-
     out.update({"served": float(np.mean(served)), "deployed": float(scores[top[0]]),
                 "regret": normalized_regret(scores, top[0]), "agree": agree / budget_calls, "calls": float(budget_calls)})
     return out

@@ -25,14 +25,9 @@ SPACE = SearchSpace({"a": list(range(10)), "b": list(range(10)), "c": list(range
 
 
 def run(name: str, seed: int, pulls: int = 1500, noise: float = 0.1, effect: float = 0.1) -> dict[str, tuple[float, int]]:
-    truth = SyntheticTable.make(SPACE, seed=seed, noise=noise, interaction=0.0, effect=effect).means
-    pol = make_policy(name, SPACE, seed=seed)
-    rng = np.random.default_rng([seed, 7])
-    for _ in range(pulls):
-        sel = pol.select()
-        pol.observe_decision(sel.config, sel.info)
-        i = SPACE.index(sel.config)
-        pol.update(sel.config, float(truth[i] + noise * rng.standard_normal()), 1.0, sel.info)
+    table = SyntheticTable.make(SPACE, seed=seed, noise=noise, interaction=0.0, effect=effect)
+    truth = table.means
+    pol = table.drive(make_policy(name, SPACE, seed=seed), pulls, seed)
     stats = pol.sample_stats()
     out = {}
     for rule in RULES:
