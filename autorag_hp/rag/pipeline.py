@@ -26,7 +26,7 @@ from autorag_hp.rag.data import (
     load_corpus,
     load_questions,
 )
-from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError, QuestionError
+from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError, check_question
 from autorag_hp.types import Answer, Context, QAItem
 
 CONFIG_KEYS = ("chunk_size", "chunk_overlap", "embedding", "top_k", "prompt", "temperature", "max_new_tokens")
@@ -188,17 +188,8 @@ class RAGPipeline:
         return cfg
 
     def check_question(self, question: str | QAItem) -> str:
-        q = question.question if isinstance(question, QAItem) else question
-        if not isinstance(q, str):
-            raise QuestionError(f"a question must be a string, got {type(q).__name__}")
-        if not q.strip():
-            raise QuestionError("the question is empty; ask something")
-        if len(q) > self.max_question_chars:
-            raise QuestionError(
-                f"the question has {len(q)} characters, more than the limit of {self.max_question_chars}; "
-                "shorten it or raise max_question_chars in the pipeline spec"
-            )
-        return q.strip()
+        """The question text, stripped, or a :class:`QuestionError` (see :func:`autorag_hp.rag.errors.check_question`)."""
+        return check_question(question.question if isinstance(question, QAItem) else question, self.max_question_chars)
 
     # -------------------------------------------------------------------------------------------- stages
     def retrieve(self, question: str | QAItem, config: Mapping[str, Any] | None = None) -> list[Context]:
@@ -246,13 +237,14 @@ class RAGPipeline:
 
     __call__ = run
 
-    def build_indexes(self, space=None) -> list[tuple[int, int, str]]:
-        """Build (or load) every index the space can ask for; returns the (chunk_size, overlap, embedding) keys."""
+    def build_indexes(self, space=None, fixed: Mapping[str, Any] | None = None) -> list[tuple[int, int, str]]:
+        """Build (or load) every index the space can ask for, with ``fixed`` values pinned on top of each
+        configuration; returns the (chunk_size, overlap, embedding) keys in first-use order."""
         space = space or self.space
         names = set(space.names)
         keys = []
         for cfg in space.configs():
-            full = self.resolve_config({k: v for k, v in cfg.items() if k in names})
+            full = self.resolve_config({**(fixed or {}), **{k: v for k, v in cfg.items() if k in names}})
             key = (full["chunk_size"], full["chunk_overlap"], full["embedding"])
             if key not in keys:
                 keys.append(key)

@@ -120,14 +120,7 @@ class Controller:
 
     def warm_indexes(self) -> list[tuple]:
         """Build (or load from the cache) every index the space can ask for, so no user waits for one."""
-        keys = []
-        for cfg in self.space.configs():
-            full = self.pipeline.resolve_config({**self.fixed, **cfg.to_dict()})
-            key = (full["chunk_size"], full["chunk_overlap"], full["embedding"])
-            if key not in keys:
-                keys.append(key)
-                self.pipeline.index.retriever(*key)
-        return keys
+        return self.pipeline.build_indexes(self.space, fixed=self.fixed)
 
     def _auto_tag(self) -> str:
         p = self.pipeline
@@ -142,12 +135,13 @@ class Controller:
 
     # --- the two calls that change state ----------------------------------------------------------------
     def check_question(self, question: str) -> str:
-        if len(question) > self.max_question_chars:
-            raise ServiceError(422, "question_too_long",
-                               f"the question has {len(question)} characters; the limit is {self.max_question_chars}")
-        if not question.strip():
-            raise ServiceError(422, "empty_question", "the question is empty; ask something")
-        return question.strip()
+        """The pipeline's question rule with the service's limit, as a 422 with the rule's code."""
+        from autorag_hp.rag.errors import QuestionError, check_question
+
+        try:
+            return check_question(question, self.max_question_chars)
+        except QuestionError as e:
+            raise ServiceError(422, e.code, str(e)) from None
 
     def ask(self, question: str, reference: str | None, who: Principal) -> dict[str, Any]:
         from autorag_hp.types import QAItem
