@@ -39,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module, _name=name)
-        # Arguments are declared by the module, imported lazily only for the command being parsed.
-        p.set_defaults(_needs_args=True)
     return parser
 
 

@@ -38,7 +38,7 @@ import difflib
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from autorag_hp.errors import AutoRAGHPError
@@ -288,16 +288,3 @@ def compute_metrics(
 ) -> dict[str, float | None]:
     """Compute the named metrics (default: :data:`DEFAULT_METRICS`) for one answer; ``None`` = not applicable."""
     return {m.name: m(answer, item) for m in resolve_metrics(names)}
-
-
-def aggregate(rows: Iterable[Mapping[str, float | None]]) -> dict[str, float]:
-    """Mean of each metric over rows, ignoring ``None`` (not applicable) values."""
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for row in rows:
-        for k, v in row.items():
-            if v is None:
-                continue
-            sums[k] = sums.get(k, 0.0) + float(v)
-            counts[k] = counts.get(k, 0) + 1
-    return {k: sums[k] / counts[k] for k in sums}

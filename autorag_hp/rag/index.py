@@ -14,7 +14,6 @@ already embedded for another chunk size is not embedded again.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -353,11 +352,3 @@ class IndexCache:
         rate = missed / max(dt, 1e-9) if missed else math.inf
         todo = round(len(texts) * missed / sample)
         return BuildEstimate(embedding, cs, co, len(chunks), todo, missed, rate)
-
-    def export_chunks(self, cs: int, co: int) -> Path:
-        """Write the chunks of one chunking as JSONL.gz (for inspection); returns the path."""
-        path = self.dir / f"chunks-{cs}-{co}.jsonl.gz"
-        rows = "".join(json.dumps({"id": c.id, "source": c.source, "text": c.text}, ensure_ascii=False) + "\n"
-                       for c in self.chunks(cs, co))
-        _atomic_write(path, gzip.compress(rows.encode(), mtime=0))
-        return path

@@ -78,9 +78,6 @@ class LMConfig:
         if self.base_width % self.n_heads:
             raise ValueError(f"base_width {self.base_width} must be a multiple of n_heads {self.n_heads}")
 
-    def at_width(self, width: int) -> LMConfig:
-        return replace(self, width=width)
-
 
 def _build_classes():
     """Define the nn.Module classes on first use, so importing this module does not import torch."""
