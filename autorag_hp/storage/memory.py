@@ -29,7 +29,7 @@ from autorag_hp.storage.base import (
 
 
 class _Study:
-    __slots__ = ("meta", "events", "trials", "stats", "order")
+    __slots__ = ("meta", "events", "trials", "stats")
 
     def __init__(self, meta: dict[str, Any]):
         self.meta = meta
