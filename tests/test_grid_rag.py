@@ -110,12 +110,12 @@ def test_grid_with_the_local_llm(tmp_path):
                   pipeline_kwargs={"generator": {"type": "local", "threads": 2}})
     assert s2["llm_calls_now"] == 0  # resumed: nothing recomputed
     # computed on this machine, so this machine must reproduce its greedy answers bit for bit
-    from autorag_hp.evaluation.grid import load_pipeline
     from autorag_hp.evaluation.table import made_on, same_cpu_kind
+    from autorag_hp.rag.load import pipeline_from_spec
 
     table = GridTable(str(tmp_path / "g.sqlite"))
     assert same_cpu_kind(made_on(table.meta()))
-    pipe = load_pipeline(SPEC, {"generator": {"type": "local", "threads": 2}})
+    pipe = pipeline_from_spec(SPEC, {"generator": {"type": "local", "threads": 2}})
     for row in (r for r in table.rows() if r["config"]["temperature"] == 0.0):
         answer = pipe.run(row["question"], row["config"])
         assert (answer.text, answer.prompt_tokens, answer.completion_tokens) == (

@@ -171,9 +171,9 @@ def test_live_run_on_a_real_pipeline_agrees_with_the_replay_of_its_grid(tmp_path
     run_grid(spec, tmp_path / "toy.sqlite", metrics=["answer_contains_reference", "token_f1", "total_tokens"],
              progress=False)
     table = ReplayTable.load(tmp_path / "toy.sqlite")
-    from autorag_hp.evaluation.grid import load_pipeline
+    from autorag_hp.rag.load import pipeline_from_spec
 
-    pipe = load_pipeline(spec)
+    pipe = pipeline_from_spec(spec)
     R = table.reward_matrix(0.5)
     calls = 8 * 4
     for name in ("hier_ucb", "additive_lucb"):

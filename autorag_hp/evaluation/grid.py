@@ -30,8 +30,6 @@ an LLM (an extractive generator does not), for counting LLM calls.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -44,6 +42,7 @@ from typing import Any
 
 from autorag_hp.evaluation.metrics import DEFAULT_METRICS, resolve_metrics
 from autorag_hp.evaluation.table import GridTable, unknown_cpu, worker_name
+from autorag_hp.rag.load import pipeline_from_spec
 from autorag_hp.types import Answer, Context, QAItem
 
 #: Config keys that decide retrieval; configurations equal on these share one retrieval per question.
@@ -52,36 +51,6 @@ RETRIEVAL_KEYS: tuple[str, ...] = (
     "rerank", "hybrid_alpha", "compression", "compression_ratio",
 )
 PROMPT_KEYS: tuple[str, ...] = ("prompt", "prompt_template")
-
-
-# ------------------------------------------------------------------------------------------------ pipeline
-def load_pipeline(spec: Any, overrides: Mapping[str, Any] | None = None) -> Any:
-    """A pipeline object from ``spec``: an object (returned), a YAML path (``autorag_hp.rag.load_pipeline``),
-    ``package.module:factory`` or ``path/to/file.py:factory``. ``overrides`` are keyword arguments for the
-    loader or factory (e.g. ``{"generator": "extractive"}`` or ``{"generator": {"type": "local", "threads": 1}}``)."""
-    overrides = dict(overrides or {})
-    if not isinstance(spec, str | os.PathLike):
-        return spec
-    s = str(spec)
-    if ":" in s and not s.endswith((".yaml", ".yml")) and not (len(s) > 1 and s[1] == ":"):
-        target, _, attr = s.rpartition(":")
-        if target.endswith(".py"):
-            path = Path(target).resolve()
-            modname = f"_autorag_grid_{path.stem}"
-            mod = sys.modules.get(modname)
-            if mod is None:
-                sp = importlib.util.spec_from_file_location(modname, path)
-                if sp is None or sp.loader is None:
-                    raise FileNotFoundError(f"pipeline factory file {target!r} not found")
-                mod = importlib.util.module_from_spec(sp)
-                sys.modules[modname] = mod
-                sp.loader.exec_module(mod)
-        else:
-            mod = importlib.import_module(target)
-        return getattr(mod, attr)(**overrides)
-    from autorag_hp.rag import load_pipeline as _load  # the RAG pipeline's YAML loader
-
-    return _load(s, **overrides)
 
 
 def this_cpu() -> dict[str, Any]:
@@ -245,7 +214,7 @@ def _set_threads(n: int | None) -> None:
 def _init_worker(spec: str, overrides: dict | None, url: str, name: str, metrics: list[str], rkeys: tuple[str, ...],
                  threads: int | None) -> None:
     _set_threads(threads)
-    _W["runner"] = UnitRunner(load_pipeline(spec, overrides), GridTable(url, name), metrics, rkeys)
+    _W["runner"] = UnitRunner(pipeline_from_spec(spec, overrides), GridTable(url, name), metrics, rkeys)
 
 
 def _pool_unit(args: tuple[Unit, list[tuple[str, str]]]) -> tuple[int, int]:
@@ -311,7 +280,7 @@ def optuna_worker(spec: Any, table_url: str, table_name: str, storage_url: str, 
     from optuna.trial import TrialState
 
     table = GridTable(table_url, table_name)
-    runner = UnitRunner(load_pipeline(spec, overrides), table, metrics, rkeys)
+    runner = UnitRunner(pipeline_from_spec(spec, overrides), table, metrics, rkeys)
     study_id = study._study_id
 
     def owner_alive(number: int) -> bool:
@@ -392,7 +361,7 @@ def run_grid(
     log = log or (lambda s: print(s, file=sys.stderr))
     t_start, wall0 = time.time(), time.perf_counter()
     overrides = dict(pipeline_kwargs or {})
-    pipe = load_pipeline(pipeline, overrides)
+    pipe = pipeline_from_spec(pipeline, overrides)
     if space is None:
         space = pipe.space
     elif isinstance(space, str | os.PathLike):

@@ -14,6 +14,7 @@ from importlib import import_module
 _LAZY = {
     "RAGPipeline": ".pipeline",
     "load_pipeline": ".pipeline",
+    "pipeline_from_spec": ".load",
     "CONFIG_KEYS": ".pipeline",
     "Document": ".data",
     "load_corpus": ".data",
