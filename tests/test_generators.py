@@ -510,7 +510,7 @@ def test_int8_keeps_the_answer_where_the_cpu_has_vnni(smol):
 
 def test_auto_plan_is_measured_once_then_read_from_the_cache(tmp_path):
     from autorag_hp.generators import LocalGenerator
-    from autorag_hp.generators.local import convert_gguf, default_gguf_path
+    from autorag_hp.generators.model_files import convert_gguf, default_gguf_path
 
     converted = convert_gguf(default_gguf_path())  # the shared converted copy: no second conversion here
     (tmp_path / converted.name).symlink_to(converted)
@@ -564,7 +564,7 @@ def test_langchain_stream_and_bad_params(smol):
 
 
 def test_gguf_paths_resolve_to_one_cached_copy(tmp_path):
-    from autorag_hp.generators.local import convert_gguf, default_gguf_path, resolve_model
+    from autorag_hp.generators.model_files import convert_gguf, default_gguf_path, resolve_model
 
     gguf = default_gguf_path()
     assert resolve_model(None) == (gguf, "gguf")

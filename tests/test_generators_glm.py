@@ -11,7 +11,7 @@ FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 @pytest.fixture(scope="module")
 def smol_dir():
     """The converted SmolLM2 directory: its tokenizer (with a chat template) stands in for a GLM tokenizer."""
-    from autorag_hp.generators.local import convert_gguf, default_gguf_path
+    from autorag_hp.generators.model_files import convert_gguf, default_gguf_path
 
     return convert_gguf(default_gguf_path())
 
