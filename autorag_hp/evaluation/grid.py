@@ -492,9 +492,3 @@ def run_grid(
     log("grid: " + json.dumps(summary))
     return summary
 
-
-def rows_by_config(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    out: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        out.setdefault(r["config_id"], []).append(r)
-    return out

@@ -380,13 +380,6 @@ class GridTable:
                 "completion_tokens": int(completion_tokens), "latency_s": float(latency_s)})
 
     # ------------------------------------------------------------------------------------------ log, runs
-    def log_computed(self, keys: Iterable[tuple[str, str]], worker: str | None = None) -> None:
-        w, now = worker or worker_name(), time.time()
-        recs = [{"table_name": self.name, "config_id": c, "question_id": q, "worker": w, "at": now} for c, q in keys]
-        if recs:
-            with self.engine.begin() as c:
-                c.execute(LOG.insert(), recs)
-
     def computation_log(self) -> list[tuple[str, str, str]]:
         with self.engine.connect() as c:
             return [tuple(x) for x in c.execute(
@@ -403,11 +396,6 @@ class GridTable:
     def update_run(self, run_id: int, wall_s: float, cells: int, llm_calls: int) -> None:
         with self.engine.begin() as c:
             c.execute(RUNS.update().where(RUNS.c.id == run_id).values(wall_s=wall_s, cells=cells, llm_calls=llm_calls))
-
-    def record_run(self, started_at: float, wall_s: float, cells: int, llm_calls: int, workers: int) -> None:
-        with self.engine.begin() as c:
-            c.execute(RUNS.insert().values(table_name=self.name, started_at=started_at, wall_s=wall_s, cells=cells,
-                                           llm_calls=llm_calls, workers=workers, host=socket.gethostname()))
 
     # ------------------------------------------------------------------------------------------ claims
     def claim(self, unit: int, owner: int, owner_alive) -> bool:
