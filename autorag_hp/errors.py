@@ -44,3 +44,22 @@ class SpaceExhaustedError(AutoRAGHPError):
 
 class StorageMismatchError(AutoRAGHPError):
     """The storage holds a study under this name whose search space differs from the one given."""
+
+
+class UnknownStudyError(AutoRAGHPError, KeyError):
+    """No study with that name exists in this storage; open it (``open_study``) first."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else "unknown study"
+
+
+class DuplicateTrialError(AutoRAGHPError, ValueError):
+    """A trial with that id already exists in the study (a log imported twice); nothing is written."""
+
+
+class InvalidEventLogError(AutoRAGHPError, ValueError):
+    """An event log to import is malformed (bad line, unknown kind, event before its suggestion, no reward)."""
+
+
+class InvalidStorageError(AutoRAGHPError, ValueError):
+    """The storage location or an option of it is unusable (not a URL, no such driver, bad setting)."""

@@ -13,7 +13,23 @@ from autorag_hp import (
     TrialExpiredError,
     UnknownTrialError,
 )
-from autorag_hp.storage import EXPIRED, PENDING, REPORTED, MemoryStorage, Stat, TrialRecord, open_storage
+from autorag_hp.errors import (
+    AutoRAGHPError,
+    DuplicateTrialError,
+    InvalidEventLogError,
+    InvalidStorageError,
+    UnknownStudyError,
+)
+from autorag_hp.storage import (
+    EXPIRED,
+    PENDING,
+    REPORTED,
+    Event,
+    MemoryStorage,
+    Stat,
+    TrialRecord,
+    open_storage,
+)
 from autorag_hp.storage.base import stats_from_events
 
 SPACE = SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b"]})
@@ -79,6 +95,54 @@ def test_second_report_and_unknown_trial_change_nothing(backend):
     with pytest.raises(ValueError, match="already exists"):
         st.suggest(study, _trial(1))
     assert (st.events(study), st.stats(study), st.trials(study)) == before
+
+
+def test_the_same_misuse_raises_the_same_typed_error_in_every_backend(backend):
+    st, study, _ = backend
+    st.suggest(study, _trial(1))
+    st.suggest(study, _trial(2, expires=105.0))
+    st.report(study, "tr1", 0.5, 101.0)
+    st.expire(study, 106.0)
+    before = (st.events(study), st.stats(study), st.trials(study))
+    report_before_suggest = [Event(1, "report", "tr9", SPACE.config_at(0).to_json(), 1.0, {}, 101.0)]
+    misuse = [
+        (UnknownTrialError, "unknown trial id 'nope'", lambda: st.report(study, "nope", 0.9, 107.0)),
+        (UnknownTrialError, "unknown trial id 'nope'", lambda: st.trial(study, "nope")),
+        (TrialAlreadyReportedError, "already reported", lambda: st.report(study, "tr1", 0.9, 107.0)),
+        (TrialExpiredError, "expired", lambda: st.report(study, "tr2", 0.9, 107.0)),  # swept, then reported
+        (DuplicateTrialError, "'tr1' already exists", lambda: st.suggest(study, _trial(1))),
+        (DuplicateTrialError, "imported before", lambda: st.import_events(study, st.events(study))),
+        (InvalidEventLogError, "before its suggestion", lambda: st.import_events(study, report_before_suggest)),
+    ]
+    for error, message, call in misuse:
+        with pytest.raises(error, match=message) as info:
+            call()
+        assert isinstance(info.value, AutoRAGHPError)
+    assert (st.events(study), st.stats(study), st.trials(study)) == before
+
+
+def test_a_study_never_opened_is_an_unknown_study_error(backend):
+    st, study, _ = backend
+    st.suggest(study, _trial(1))
+    log = st.events(study)
+    missing = study + "_never_opened"
+    calls = {
+        "suggest": lambda: st.suggest(missing, _trial(1)),
+        "report": lambda: st.report(missing, "tr1", 0.5, 101.0),
+        "expire": lambda: st.expire(missing, 101.0),
+        "expire_trial": lambda: st.expire_trial(missing, "tr1", 101.0),
+        "events": lambda: st.events(missing),
+        "stats": lambda: st.stats(missing),
+        "trial": lambda: st.trial(missing, "tr1"),
+        "trials": lambda: st.trials(missing),
+        "rebuild_stats": lambda: st.rebuild_stats(missing),
+        "import_events": lambda: st.import_events(missing, log),
+    }
+    for name, call in calls.items():
+        with pytest.raises(UnknownStudyError, match=f"no study named '{missing}'") as info:
+            call()
+        assert isinstance(info.value, KeyError), name  # still a KeyError, as before it was typed
+    assert missing not in st.studies() and st.events(study) == log
 
 
 def test_expiry(backend):
@@ -188,6 +252,19 @@ def test_bad_urls():
         open_storage("tuning.db")
     with pytest.raises(ValueError, match="cannot use storage URL"):
         open_storage("nosuchdb://x")
+
+
+def test_bad_storage_settings_and_event_lines_are_typed_errors(tmp_path):
+    for call in (
+        lambda: open_storage("tuning.db"),
+        lambda: open_storage("nosuchdb://x"),
+        lambda: open_storage(f"sqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="SOMETIMES"),
+    ):
+        with pytest.raises(InvalidStorageError):
+            call()
+    for line in ("not json", "[1, 2]", '{"seq": 1}', '{"seq": 1, "kind": "x", "trial_id": "t", "config": {}, "time": 0}'):
+        with pytest.raises(InvalidEventLogError):
+            Event.from_json(line)
 
 
 def test_one_database_url_rule_for_storage_grid_tables_and_optuna(tmp_path):

@@ -26,7 +26,9 @@ def open_storage(storage: Storage | str | None, **kwargs) -> Storage:
         return storage
     if isinstance(storage, str):
         if "://" not in storage:
-            raise ValueError(
+            from autorag_hp.errors import InvalidStorageError
+
+            raise InvalidStorageError(
                 f"storage {storage!r} is not a URL; use None for memory, 'sqlite:///path.db' or 'postgresql://user@host/db'"
             )
         from autorag_hp.storage.sql import SQLStorage

@@ -14,7 +14,9 @@
   the process only.
 * **Idempotence and validation.** A trial is reported at most once: a second report raises
   :class:`TrialAlreadyReportedError`, a report after expiry :class:`TrialExpiredError`, an unknown id
-  :class:`UnknownTrialError`; in each case nothing is written.
+  :class:`UnknownTrialError`, a second trial with the same id :class:`DuplicateTrialError`, any call on a
+  study that was never opened :class:`UnknownStudyError` (all in :mod:`autorag_hp.errors`, the same in every
+  backend); in each case nothing is written.
 * **Thread and process safety.** Every method may be called from many threads; SQL backends may be shared by
   many processes (and machines, for PostgreSQL).
 """
@@ -28,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from autorag_hp.errors import InvalidEventLogError
 from autorag_hp.space import SearchSpace
 
 SUGGEST, REPORT, EXPIRE = "suggest", "report", "expire"
@@ -52,12 +55,17 @@ class Event(NamedTuple):
 
     @classmethod
     def from_json(cls, line: str) -> Event:
-        d = json.loads(line)
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidEventLogError(f"event line is not JSON ({exc}): {line[:200]}") from None
+        if not isinstance(d, dict):
+            raise InvalidEventLogError(f"event line is not a JSON object: {line[:200]}")
         missing = {"seq", "kind", "trial_id", "config", "time"} - set(d)
         if missing:
-            raise ValueError(f"event line is missing field(s) {sorted(missing)}: {line[:200]}")
+            raise InvalidEventLogError(f"event line is missing field(s) {sorted(missing)}: {line[:200]}")
         if d["kind"] not in (SUGGEST, REPORT, EXPIRE):
-            raise ValueError(f"unknown event kind {d['kind']!r}; expected suggest, report or expire")
+            raise InvalidEventLogError(f"unknown event kind {d['kind']!r}; expected suggest, report or expire")
         from autorag_hp.space import Config
 
         return cls(

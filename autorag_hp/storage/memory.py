@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from autorag_hp.errors import (
+    DuplicateTrialError,
     StorageMismatchError,
     TrialAlreadyReportedError,
     TrialExpiredError,
+    UnknownStudyError,
     UnknownTrialError,
 )
 from autorag_hp.space import SearchSpace
@@ -49,7 +51,7 @@ class MemoryStorage(Storage):
         try:
             return self._studies[name]
         except KeyError:
-            raise KeyError(f"no study named {name!r}; open it first") from None
+            raise UnknownStudyError(f"no study named {name!r} in {self.url}; open it first") from None
 
     def open_study(self, name: str, space: SearchSpace, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
@@ -73,7 +75,7 @@ class MemoryStorage(Storage):
         with self._lock:
             st = self._study(study)
             if trial.trial_id in st.trials:
-                raise ValueError(f"trial id {trial.trial_id!r} already exists")
+                raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}")
             st.trials[trial.trial_id] = trial
             return self._append(st, SUGGEST, trial, None, trial.created_at)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from autorag_hp.errors import UnknownTrialError
+from autorag_hp.errors import DuplicateTrialError, InvalidEventLogError, UnknownTrialError
 from autorag_hp.space import Config
 from autorag_hp.storage.base import EXPIRE, REPORT, SUGGEST, Event, Storage, TrialRecord
 
@@ -21,18 +21,18 @@ def import_into(storage: Storage, study: str, events: Iterable[Event]) -> int:
     for ev in events:
         if ev.kind == SUGGEST:
             if ev.trial_id in suggested:
-                raise ValueError(f"trial {ev.trial_id!r} is suggested twice in the imported log")
+                raise InvalidEventLogError(f"trial {ev.trial_id!r} is suggested twice in the imported log")
             suggested.add(ev.trial_id)
         elif ev.trial_id not in suggested:
-            raise ValueError(f"event {ev.seq} ({ev.kind}) refers to trial {ev.trial_id!r} before its suggestion")
+            raise InvalidEventLogError(f"event {ev.seq} ({ev.kind}) refers to trial {ev.trial_id!r} before its suggestion")
         if ev.kind == REPORT and (ev.reward is None or not math.isfinite(ev.reward)):
-            raise ValueError(f"event {ev.seq}: report without a finite reward")
+            raise InvalidEventLogError(f"event {ev.seq}: report without a finite reward")
     for tid in suggested:
         try:
             storage.trial(study, tid)
         except UnknownTrialError:
             continue
-        raise ValueError(f"trial {tid!r} already exists in study {study!r}; the log was imported before")
+        raise DuplicateTrialError(f"trial {tid!r} already exists in study {study!r}; the log was imported before")
     n = 0
     for ev in events:
         if ev.kind == SUGGEST:

@@ -17,9 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from autorag_hp.errors import (
+    DuplicateTrialError,
+    InvalidStorageError,
     StorageMismatchError,
     TrialAlreadyReportedError,
     TrialExpiredError,
+    UnknownStudyError,
     UnknownTrialError,
 )
 from autorag_hp.space import SearchSpace
@@ -133,11 +136,11 @@ class SQLStorage(Storage):
         try:
             self.engine = sa.create_engine(url, **kwargs)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise ValueError(f"cannot use storage URL {self.url!r}: {exc}") from None
+            raise InvalidStorageError(f"cannot use storage URL {self.url!r}: {exc}") from None
         if self.dialect == "sqlite":
             sync = sqlite_synchronous.upper()
             if sync not in ("NORMAL", "FULL", "OFF"):
-                raise ValueError("sqlite_synchronous must be NORMAL, FULL or OFF")
+                raise InvalidStorageError("sqlite_synchronous must be NORMAL, FULL or OFF")
 
             @sa_event.listens_for(self.engine, "connect")
             def _on_connect(dbapi_conn, _record):
@@ -177,7 +180,7 @@ class SQLStorage(Storage):
         if sid is None:
             sid = conn.execute(sa.select(studies_t.c.id).where(studies_t.c.name == study)).scalar()
             if sid is None:
-                raise KeyError(f"no study named {study!r} in {self.url}; open it first")
+                raise UnknownStudyError(f"no study named {study!r} in {self.url}; open it first")
             with self._ids_lock:
                 self._ids[study] = sid
         return sid
@@ -252,7 +255,7 @@ class SQLStorage(Storage):
                      "info": info_json, "created": trial.created_at, "expires": trial.expires_at},
                 )
             except (sa.exc.IntegrityError, *self._integrity_errors) as exc:
-                raise ValueError(f"trial id {trial.trial_id!r} already exists") from exc
+                raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}") from exc
             return seq
 
     def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
