@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from autorag_hp.decision import Decision
 from autorag_hp.errors import InvalidRewardError
 from autorag_hp.policies import Policy, make_policy
 from autorag_hp.ranking import Estimate, check_rule, rank
@@ -42,7 +43,10 @@ from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage,
 
 
 class Trial(NamedTuple):
-    """One suggestion: evaluate ``config`` on one question and report the reward under ``id``."""
+    """One suggestion: evaluate ``config`` on one question and report the reward under ``id``.
+
+    ``decision`` / ``slot`` are the decision's number and the trial's slot in its batch; ``info`` is the stored
+    flat form and :attr:`record` the typed :class:`~autorag_hp.decision.Decision`."""
 
     id: str
     config: Config
@@ -51,6 +55,11 @@ class Trial(NamedTuple):
     info: dict[str, Any] = {}  # noqa: RUF012 - never mutated
     created_at: float = 0.0
     expires_at: float | None = None
+
+    @property
+    def record(self) -> Decision:
+        """The typed decision: the tuner's fields apart from the policy's own ``policy`` info."""
+        return Decision.from_info(self.info)
 
 
 BestRow = Estimate  # the row :meth:`Tuner.best` returns (kept under its old name)
@@ -132,7 +141,7 @@ class Tuner:
         )
         self._lock = threading.RLock()
         self._seq = 0
-        self._batch: tuple[Config, dict[str, Any]] | None = None
+        self._batch: tuple[Config, Decision] | None = None
         self._configs: dict[str, Config] = {}
         self._next_expiry_check = -math.inf
         self._sync()
@@ -150,16 +159,18 @@ class Tuner:
             self._configs[text] = cfg
         return cfg
 
-    def _apply(self, seq: int, kind: str, config: str | Config, reward: float | None, info: dict[str, Any]) -> None:
+    def _apply(self, seq: int, kind: str, config: str | Config, reward: float | None,
+               info: Decision | Mapping[str, Any]) -> None:
         cfg = config if isinstance(config, Config) else self._config(config)
+        d = Decision.from_info(info)
         if kind == SUGGEST:
-            if info.get("slot", 0) == 0:
-                self.policy.observe_decision(cfg, info)
-            self._batch = (cfg, info)
+            if d.slot == 0:
+                self.policy.observe_decision(cfg, d)
+            self._batch = (cfg, d)
         elif kind == REPORT:
-            self.policy.update(cfg, reward, 1.0 / info.get("batch", 1), info)
+            self.policy.update(cfg, reward, d.weight, d)
         elif kind == EXPIRE:
-            self.policy.release(cfg, 1.0 / info.get("batch", 1), info)
+            self.policy.release(cfg, d.weight, d)
         self._seq = seq
 
     def _sync(self) -> None:
@@ -183,25 +194,23 @@ class Tuner:
             now = self.clock()
             self._maybe_expire(now)
             self._sync()
-            batch = self._batch
-            if batch is not None and batch[1].get("slot", 0) + 1 < int(batch[1].get("batch", 1)):
-                cfg, prev = batch
-                info = {**prev, "slot": prev.get("slot", 0) + 1}
+            if self._batch is not None and self._batch[1].batch_open:
+                cfg, prev = self._batch
+                d = prev.next_slot()
             else:
                 sel = self.policy.select()
                 cfg = sel.config
-                info = {**sel.info, "decision": self.policy.t, "slot": 0, "batch": self.batch_size}
-            info.pop("question", None)
-            if question is not None:
-                info["question"] = question_key(question)
+                d = Decision(number=self.policy.t, slot=0, batch=self.batch_size, policy=sel.info)
+            d = d.asking(None if question is None else question_key(question))
+            info = d.to_info()
             expires = None if self.trial_timeout is None else now + self.trial_timeout
             rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires)
             seq = self.storage.suggest(self.study, rec)
             if seq == self._seq + 1:
-                self._apply(seq, SUGGEST, cfg, None, info)
+                self._apply(seq, SUGGEST, cfg, None, d)
             else:
                 self._sync()
-            return Trial(rec.trial_id, cfg, int(info["decision"]), int(info["slot"]), info, now, expires)
+            return Trial(rec.trial_id, cfg, d.number, d.slot, info, now, expires)
 
     ask = suggest
 
@@ -259,7 +268,7 @@ class Tuner:
     def exhausted(self) -> bool:
         with self._lock:
             self._sync()
-            batch_open = self._batch is not None and self._batch[1].get("slot", 0) + 1 < int(self._batch[1].get("batch", 1))
+            batch_open = self._batch is not None and self._batch[1].batch_open
             return self.policy.exhausted and not batch_open
 
     def state_dict(self) -> dict[str, Any]:

@@ -306,3 +306,22 @@ def test_speed_smoke():
     for _ in range(2000):
         tuner.report(tuner.suggest().id, 0.5)
     assert time.perf_counter() - start < 5.0
+
+
+def test_decision_keeps_tuner_fields_apart_from_the_policys_and_reads_stored_logs():
+    from autorag_hp.decision import Decision
+
+    d = Decision(number=4, slot=1, batch=3, question="abc", policy={"param": "top_k"})
+    assert d.to_info() == {"param": "top_k", "decision": 4, "slot": 1, "batch": 3, "question": "abc"}
+    assert Decision.from_info(d.to_info()) == d
+    assert d.weight == pytest.approx(1 / 3) and d.batch_open and not d.next_slot().batch_open
+    assert d.next_slot().question is None and d.next_slot().policy == {"param": "top_k"}
+    assert Decision.from_info({"param": "top_k"}) == Decision(policy={"param": "top_k"})  # a bare policy info
+    with pytest.raises(ValueError, match="tuner's keys"):
+        Decision(policy={"slot": 2})
+    with pytest.raises(ValueError, match="slot < batch"):
+        Decision(slot=2, batch=2)
+    tuner = Tuner({"a": [1, 2]}, policy="hier_ucb", batch_size=2, seed=0)
+    t1, t2 = tuner.suggest(question="q1"), tuner.suggest()
+    assert (t1.record.number, t1.record.slot, t2.record.slot) == (0, 0, 1)
+    assert t1.record.policy == t2.record.policy and t1.record.question and t2.record.question is None

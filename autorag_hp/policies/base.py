@@ -5,9 +5,11 @@ and :meth:`Policy._on_decision` to keep extra statistics (as the hierarchical po
 
 How state evolves (the contract every policy keeps, and the reason a reopened tuner continues exactly):
 
-* The state is a *fold* over the event log: ``observe_decision(config, info)`` once per decision (a batch of
-  B suggestions is one decision), ``update(config, reward, weight, info)`` once per report, and
-  ``release(config, weight, info)`` once per expired trial. Nothing else changes it; :meth:`select` is pure.
+* The state is a *fold* over the event log: ``observe_decision(config, decision)`` once per decision (a batch
+  of B suggestions is one decision), ``update(config, reward, weight, decision)`` once per report, and
+  ``release(config, weight, decision)`` once per expired trial. Nothing else changes it; :meth:`select` is pure.
+  ``decision`` is a :class:`~autorag_hp.decision.Decision` (a policy's bare info dict is accepted too): the
+  hooks read their own keys from ``decision.policy`` and the tuner's (number, slot, batch, question) as fields.
 * The random generator for decision ``t`` is derived from ``(seed, t)``, so the same seed and the same events
   give the same next decision in any process, with no generator state to persist.
 * Rewards are credited with weight ``1/B``: a fully reported batch counts as one pull with the batch's mean
@@ -25,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from autorag_hp.decision import Decision
 from autorag_hp.ranking import Estimate, SampleStats, rank
 from autorag_hp.space import Config, SearchSpace
 
@@ -118,15 +121,17 @@ class Policy:
     def _select(self, rng: np.random.Generator) -> Selection:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def observe_decision(self, config: Config, info: dict[str, Any] | None = None) -> None:
+    def observe_decision(self, config: Config, decision: Decision | dict[str, Any] | None = None) -> None:
         """Record that a decision was made (called once per batch, in event-log order)."""
         idx = self._index(config)
         self._pending[idx] += 1.0
-        self._on_decision(idx, config, info or {})
+        self._on_decision(idx, config, Decision.from_info(decision))
         self.t += 1
 
-    def update(self, config: Config, reward: float, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
+    def update(self, config: Config, reward: float, weight: float = 1.0,
+               decision: Decision | dict[str, Any] | None = None) -> None:
         """Credit ``reward`` to ``config`` with ``weight`` (1/B for a batch of B)."""
+        decision = Decision.from_info(decision)
         reward = float(reward)
         if not math.isfinite(reward):
             raise ValueError(f"reward must be finite, got {reward!r}")
@@ -137,8 +142,8 @@ class Policy:
         self._reward_n += weight
         self._reward_sum += weight * reward
         self._reward_sumsq += weight * reward * reward
-        self._add_sample(idx, reward, (info or {}).get("question"))
-        self._on_update(idx, config, reward, weight, info or {})
+        self._add_sample(idx, reward, decision.question)
+        self._on_update(idx, config, reward, weight, decision)
 
     def _add_sample(self, idx: int, reward: float, question: Any) -> None:
         """Fold one reward into the ranking's samples. A (configuration, question) cell seen before is not a new
@@ -173,11 +178,11 @@ class Policy:
         rule. Model-based policies override it (see :mod:`autorag_hp.ranking`)."""
         return None
 
-    def release(self, config: Config, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
+    def release(self, config: Config, weight: float = 1.0, decision: Decision | dict[str, Any] | None = None) -> None:
         """A pending trial expired without a reward: drop its pending weight."""
         idx = self._index(config)
         self._pending[idx] = max(0.0, self._pending[idx] - weight)
-        self._on_release(idx, config, weight, info or {})
+        self._on_release(idx, config, weight, Decision.from_info(decision))
 
     def forget(self, gamma: float) -> None:
         """Discount every credited statistic by ``gamma`` (drift): per-configuration counts and sums, the pooled
@@ -194,16 +199,16 @@ class Policy:
         self._cells.clear()  # under drift an old answer is no longer the configuration's answer: a repeat counts
         self._on_forget(gamma)
 
-    def _on_decision(self, idx: int, config: Config, info: dict[str, Any]) -> None:
+    def _on_decision(self, idx: int, config: Config, decision: Decision) -> None:
         pass
 
     def _on_forget(self, gamma: float) -> None:
         """Discount the subclass's own credited statistics, and drop what is cached from them."""
 
-    def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
+    def _on_update(self, idx: int, config: Config, reward: float, weight: float, decision: Decision) -> None:
         pass
 
-    def _on_release(self, idx: int, config: Config, weight: float, info: dict[str, Any]) -> None:
+    def _on_release(self, idx: int, config: Config, weight: float, decision: Decision) -> None:
         pass
 
     @property

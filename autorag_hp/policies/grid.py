@@ -45,7 +45,7 @@ class GridPolicy(Policy):
             )
         return Selection(self.space.config_at(int(self._order[self._pos])))
 
-    def _on_decision(self, idx: int, config, info) -> None:
+    def _on_decision(self, idx: int, config, decision) -> None:
         self._done[idx] = True
         self._advance()
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from autorag_hp.decision import Decision
 from autorag_hp.policies.base import Policy, Selection
 from autorag_hp.space import Config
 
@@ -134,22 +135,22 @@ class HierarchicalPolicy(Policy):
         return Selection(self._config_of(digits), {"param": p})
 
     # --- credit -----------------------------------------------------------------------------------------
-    def _arm(self, config: Config, info: dict[str, Any]) -> tuple[int, str, int] | None:
-        p = info.get("param")
+    def _arm(self, config: Config, decision: Decision) -> tuple[int, str, int] | None:
+        p = decision.policy.get("param")
         if p not in self._pos:
             return None
         pos = self._space_pos[p]
         return self._pos[p], p, (self._index(config) // self._stride[pos]) % self._radix[pos]
 
-    def _on_decision(self, idx: int, config: Config, info: dict[str, Any]) -> None:
-        arm = self._arm(config, info)
+    def _on_decision(self, idx: int, config: Config, decision: Decision) -> None:
+        arm = self._arm(config, decision)
         if arm:
             j, p, v = arm
             self._hp[j] += 1.0
             self._lp[p][v] += 1.0
 
-    def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
-        arm = self._arm(config, info)
+    def _on_update(self, idx: int, config: Config, reward: float, weight: float, decision: Decision) -> None:
+        arm = self._arm(config, decision)
         if arm:
             j, p, v = arm
             self._hn[j] += weight
@@ -161,8 +162,8 @@ class HierarchicalPolicy(Policy):
             self._inc_cache = None
             self._inc_idx.pop(p, None)
 
-    def _on_release(self, idx: int, config: Config, weight: float, info: dict[str, Any]) -> None:
-        arm = self._arm(config, info)
+    def _on_release(self, idx: int, config: Config, weight: float, decision: Decision) -> None:
+        arm = self._arm(config, decision)
         if arm:
             j, p, v = arm
             self._hp[j] = max(0.0, self._hp[j] - weight)

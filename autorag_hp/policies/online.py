@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from autorag_hp.decision import Decision
 from autorag_hp.policies.base import Policy, Selection
 from autorag_hp.space import Config
 
@@ -122,27 +123,30 @@ class OnlinePolicy(Policy):
         return self.select()
 
     # --- the fold ----------------------------------------------------------------------------------------
-    def observe_decision(self, config: Config, info: dict[str, Any] | None = None) -> None:
-        info = info or {}
-        if info.get("explore", True):
+    def observe_decision(self, config: Config, decision: Decision | dict[str, Any] | None = None) -> None:
+        decision = Decision.from_info(decision)
+        if decision.policy.get("explore", True):
             self.explored += 1
         else:
             self.exploited += 1
-        self.inner.observe_decision(config, info)
-        super().observe_decision(config, info)
+        self.inner.observe_decision(config, decision)
+        super().observe_decision(config, decision)
 
-    def update(self, config: Config, reward: float, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
+    def update(self, config: Config, reward: float, weight: float = 1.0,
+               decision: Decision | dict[str, Any] | None = None) -> None:
         if not math.isfinite(float(reward)):
             raise ValueError(f"reward must be finite, got {reward!r}")
         if self.discount < 1.0:
             self.forget(self.discount)
             self.inner.forget(self.discount)
-        self.inner.update(config, reward, weight, info)
-        super().update(config, reward, weight, info)
+        decision = Decision.from_info(decision)
+        self.inner.update(config, reward, weight, decision)
+        super().update(config, reward, weight, decision)
 
-    def release(self, config: Config, weight: float = 1.0, info: dict[str, Any] | None = None) -> None:
-        self.inner.release(config, weight, info)
-        super().release(config, weight, info)
+    def release(self, config: Config, weight: float = 1.0, decision: Decision | dict[str, Any] | None = None) -> None:
+        decision = Decision.from_info(decision)
+        self.inner.release(config, weight, decision)
+        super().release(config, weight, decision)
 
     @property
     def exhausted(self) -> bool:

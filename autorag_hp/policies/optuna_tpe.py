@@ -3,7 +3,7 @@
 How it keeps the policy contract (:mod:`autorag_hp.policies.base`):
 
 * **State is a fold.** Besides the base statistics, the state is the list of *Optuna trials*: one per
-  decision (the ``decision`` key the tuner puts in ``info``; an update without one is a trial of its own),
+  decision (the tuner's ``Decision.number``; an update without one is a trial of its own),
   holding its configuration and the weighted sum of its rewards. A trial whose credited weight reaches 1
   (a fully reported batch) is COMPLETE with the batch's mean reward; earlier it is running and, as in Optuna
   without ``constant_liar``, ignored. The list serializes with :meth:`state_dict` like any other state.
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from autorag_hp.decision import Decision
 from autorag_hp.policies.base import Policy, Selection
 from autorag_hp.space import Config
 
@@ -51,8 +52,8 @@ class OptunaTPEPolicy(Policy):
         return {"n_startup_trials": self.n_startup_trials, "multivariate": self.multivariate}
 
     # --- the fold ---------------------------------------------------------------------------------------
-    def _on_update(self, idx: int, config: Config, reward: float, weight: float, info: dict[str, Any]) -> None:
-        d = info.get("decision")
+    def _on_update(self, idx: int, config: Config, reward: float, weight: float, decision: Decision) -> None:
+        d = decision.number
         if d is None:
             key = f"u{self._unkeyed}"
             self._unkeyed += 1

@@ -173,7 +173,7 @@ class Controller:
             "sources": list(answer.sources),
             "trial_id": self.keys.ticket(self.study, trial.id, who.client),
             "config": trial.config.to_dict(),
-            "explore": bool(trial.info.get("explore", True)),
+            "explore": bool(trial.record.policy.get("explore", True)),
             "reward": reward,
             "feedback_until": None if reference is not None else trial.expires_at,
             "timing_ms": {"tuner": 1e3 * ((t1 - t0) + (t3 - t2)), "pipeline": 1e3 * (t2 - t1), "total": 1e3 * (t3 - t0)},
@@ -264,10 +264,16 @@ class Controller:
                 "fallback": None if self.policy.fallback is None else self.policy.fallback.to_dict()}
 
     def trials(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        from autorag_hp.decision import Decision
+
         rows = self.tuner.trials(state)[-limit:]
-        return [{"trial_id": r.trial_id, "state": r.state, "config": json.loads(r.config), "reward": r.reward,
-                 "created_at": r.created_at, "reported_at": r.reported_at, "expires_at": r.expires_at,
-                 "explore": r.info.get("explore"), "pipeline": r.info.get("pipeline")} for r in reversed(rows)]
+        out = []
+        for r in reversed(rows):
+            said = Decision.from_info(r.info).policy
+            out.append({"trial_id": r.trial_id, "state": r.state, "config": json.loads(r.config), "reward": r.reward,
+                        "created_at": r.created_at, "reported_at": r.reported_at, "expires_at": r.expires_at,
+                        "explore": said.get("explore"), "pipeline": said.get("pipeline")})
+        return out
 
     def status(self) -> dict[str, Any]:
         self.tuner.sync()
@@ -279,13 +285,15 @@ class Controller:
 
     def dashboard(self, bins: int = 60, window: int = 20000) -> dict[str, Any]:
         """Everything the dashboard page draws, in one call."""
+        from autorag_hp.decision import Decision
         from autorag_hp.storage import REPORT, SUGGEST
 
         status = self.status()
         last = self.tuner.last_seq
         events = self.tuner.storage.events(self.study, after=max(0, last - window))
         reports = [(e.time, e.reward) for e in events if e.kind == REPORT]
-        recent = [e.info.get("explore", True) for e in events if e.kind == SUGGEST and e.info.get("slot", 0) == 0][-500:]
+        made = [Decision.from_info(e.info) for e in events if e.kind == SUGGEST]
+        recent = [d.policy.get("explore", True) for d in made if d.slot == 0][-500:]
         series = []
         if reports:
             t_lo, t_hi = reports[0][0], reports[-1][0]
