@@ -18,6 +18,7 @@ import pytest
 from autorag_hp.evaluation.grid import run_grid
 from autorag_hp.evaluation.table import GridTable, TableMismatchError, read_export
 from autorag_hp.space import SearchSpace
+from autorag_hp.types import QAItem
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = str(ROOT / "tests" / "test_grid_toy.py") + ":make_pipeline"
@@ -206,3 +207,16 @@ def test_resume_from_a_committed_export(tmp_path):
                          "temperature": [0.0]})
     with pytest.raises(TableMismatchError):
         run_grid(TOY, tmp_path / "c.sqlite", space=other, import_from=tmp_path / "a.jsonl.gz", **QUIET)
+
+
+def test_units_group_configurations_by_the_pipelines_retrieval_keys():
+    from autorag_hp.evaluation.grid import plan
+    from autorag_hp.rag.pipeline import RAGPipeline
+
+    assert RAGPipeline.retrieval_keys == ("chunk_size", "chunk_overlap", "embedding", "top_k")
+    space = SearchSpace({"top_k": [1, 2], "prompt": ["short", "cite"], "temperature": [0.0, 0.7]})
+    items = [QAItem("q1", id="a"), QAItem("q2", id="b")]
+    shared = plan(list(space.configs()), items, ("top_k",))
+    assert len(shared) == 2 * 2 and all(len(u.configs) == 4 for u in shared)
+    alone = plan(list(space.configs()), items, None)  # a pipeline that does not say shares no retrieval
+    assert len(alone) == 2 * 8 and all(len(u.configs) == 1 for u in alone)

@@ -1,7 +1,7 @@
 """The grid runner: every configuration × every question → one row (answer, every metric, tokens, latency).
 
-Work is cut into *units*: one question × one *retrieval group* (the configurations that share their retrieval
-settings: ``chunk_size``, ``chunk_overlap``, ``embedding``, ``top_k``, ...). A unit retrieves once and then,
+Work is cut into *units*: one question × one *retrieval group* (the configurations equal on the pipeline's
+``retrieval_keys``, e.g. ``chunk_size``, ``chunk_overlap``, ``embedding``, ``top_k``). A unit retrieves once and then,
 per configuration, renders the prompt and generates; a temperature-0 prompt already answered (in this run, by
 another worker, or before a restart: the table's answer cache) is reused instead of calling the LLM again.
 
@@ -21,7 +21,8 @@ answers are bit-identical only on the same CPU kind (see :func:`autorag_hp.evalu
 
 The pipeline is duck-typed: ``.space``, ``.questions()``, and either the stages ``retrieve(question, config)``,
 ``render_prompt(question, contexts, config)``, ``generate(messages, config)`` (for work sharing) or just
-``run(question, config) -> Answer``. An optional ``uses_llm(config) -> bool`` tells whether ``generate`` calls
+``run(question, config) -> Answer``. ``retrieval_keys`` names the config keys that decide ``retrieve``; a
+pipeline that does not say shares no retrieval between configurations. An optional ``uses_llm(config) -> bool`` tells whether ``generate`` calls
 an LLM (an extractive generator does not), for counting LLM calls.
 
 >>> summary = run_grid("python_docs_faq", "grid.sqlite", questions=100, workers=2)  # doctest: +SKIP
@@ -45,11 +46,6 @@ from autorag_hp.evaluation.table import GridTable, unknown_cpu, worker_name
 from autorag_hp.rag.load import pipeline_from_spec
 from autorag_hp.types import Answer, Context, QAItem
 
-#: Config keys that decide retrieval; configurations equal on these share one retrieval per question.
-RETRIEVAL_KEYS: tuple[str, ...] = (
-    "corpus", "chunker", "chunk_size", "chunk_overlap", "embedding", "retriever", "index", "top_k",
-    "rerank", "hybrid_alpha", "compression", "compression_ratio",
-)
 PROMPT_KEYS: tuple[str, ...] = ("prompt", "prompt_template")
 
 
@@ -89,12 +85,13 @@ class Unit:
         return [(c.id, self.qid) for c in self.configs]
 
 
-def plan(configs: Sequence[Any], items: Sequence[QAItem], retrieval_keys: Iterable[str] = RETRIEVAL_KEYS) -> list[Unit]:
-    """Units in a stable order (question, then first appearance of the retrieval settings)."""
-    rk = tuple(retrieval_keys)
+def plan(configs: Sequence[Any], items: Sequence[QAItem], retrieval_keys: Iterable[str] | None) -> list[Unit]:
+    """Units in a stable order (question, then first appearance of the retrieval settings). Configurations equal
+    on ``retrieval_keys`` share a unit; with None (the pipeline does not say), each configuration is its own."""
+    rk = None if retrieval_keys is None else tuple(retrieval_keys)
     groups: dict[str, list[Any]] = {}
     for c in configs:
-        groups.setdefault(_canon({k: c[k] for k in rk if k in c}), []).append(c)
+        groups.setdefault(_canon(dict(c) if rk is None else {k: c[k] for k in rk if k in c}), []).append(c)
     units = []
     for item in items:
         for members in groups.values():
@@ -107,11 +104,11 @@ class UnitRunner:
     """Computes units in one process: the pipeline, the metrics and the table connection live here."""
 
     def __init__(self, pipeline: Any, table: GridTable, metrics: Sequence[str] | None = None,
-                 retrieval_keys: Iterable[str] = RETRIEVAL_KEYS):
+                 retrieval_keys: Iterable[str] | None = None):
         self.pipeline = pipeline
         self.table = table
         self.metrics = resolve_metrics(metrics if metrics is not None else DEFAULT_METRICS)
-        self.retrieval_keys = tuple(retrieval_keys)
+        self.retrieval_keys = tuple(retrieval_keys or ())
         self.staged = all(hasattr(pipeline, a) for a in ("retrieve", "render_prompt", "generate"))
         self.worker = worker_name()
         self._memo: dict[str, dict[str, Any]] = {}
@@ -211,7 +208,8 @@ def _set_threads(n: int | None) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def _init_worker(spec: str, overrides: dict | None, url: str, name: str, metrics: list[str], rkeys: tuple[str, ...],
+def _init_worker(spec: str, overrides: dict | None, url: str, name: str, metrics: list[str],
+                 rkeys: tuple[str, ...] | None,
                  threads: int | None) -> None:
     _set_threads(threads)
     _W["runner"] = UnitRunner(pipeline_from_spec(spec, overrides), GridTable(url, name), metrics, rkeys)
@@ -271,7 +269,7 @@ def _optuna_objects(storage_url: str, study_name: str, n_units: int, heartbeat_s
 
 
 def optuna_worker(spec: Any, table_url: str, table_name: str, storage_url: str, study_name: str,
-                  units: Sequence[Unit], metrics: Sequence[str] | None, rkeys: tuple[str, ...] = RETRIEVAL_KEYS,
+                  units: Sequence[Unit], metrics: Sequence[str] | None, rkeys: tuple[str, ...] | None = None,
                   threads: int | None = None, heartbeat_s: int = 5, grace_s: int = 20, poll_s: float = 1.0,
                   overrides: Mapping[str, Any] | None = None) -> tuple[int, int]:
     """Run units handed out by an Optuna study until the table is complete. Returns (cells, llm_calls)."""
@@ -371,7 +369,8 @@ def run_grid(
     items = list(pipe.questions())
     if questions is not None:
         items = items[: int(questions)]
-    rkeys = tuple(retrieval_keys or getattr(pipe, "retrieval_keys", None) or RETRIEVAL_KEYS)
+    rkeys = retrieval_keys or getattr(pipe, "retrieval_keys", None)
+    rkeys = None if rkeys is None else tuple(rkeys)
     metric_names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
     resolve_metrics(metric_names)  # fail on an unknown name before any work
     configs = list(space.configs())

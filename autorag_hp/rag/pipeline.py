@@ -30,6 +30,8 @@ from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError, check_q
 from autorag_hp.types import Answer, Context, QAItem
 
 CONFIG_KEYS = ("chunk_size", "chunk_overlap", "embedding", "top_k", "prompt", "temperature", "max_new_tokens")
+#: The config keys :meth:`RAGPipeline.retrieve` reads: configurations equal on these retrieve the same chunks.
+RETRIEVAL_KEYS = ("chunk_size", "chunk_overlap", "embedding", "top_k")
 DEFAULTS: dict[str, Any] = {
     "chunk_size": 512,
     "chunk_overlap": 64,
@@ -78,6 +80,8 @@ class RAGPipeline:
     model, or any object with the Generator protocol's ``generate``.
     ``space``: the default search space (grouped or flat spec); every parameter must be a config key.
     """
+
+    retrieval_keys = RETRIEVAL_KEYS  # the grid runner retrieves once per group of configurations equal on these
 
     def __init__(
         self,
