@@ -46,7 +46,10 @@ class Trial(NamedTuple):
     """One suggestion: evaluate ``config`` on one question and report the reward under ``id``.
 
     ``decision`` / ``slot`` are the decision's number and the trial's slot in its batch; ``info`` is the stored
-    flat form and :attr:`record` the typed :class:`~autorag_hp.decision.Decision`."""
+    flat form and :attr:`record` the typed :class:`~autorag_hp.decision.Decision`. A Trial is what the tuner
+    hands out; what the storage keeps of it (state, reward, times) is its
+    :class:`~autorag_hp.storage.TrialRecord`, read back with :meth:`Tuner.trial` / :meth:`Tuner.trials` (the
+    split Optuna makes between ``Trial`` and ``FrozenTrial``)."""
 
     id: str
     config: Config

@@ -51,8 +51,10 @@ def storage_down(exc: BaseException) -> bool:
     return False
 
 
-class Metrics:
-    """Prometheus counters and histograms, rendered in the text exposition format (no dependency)."""
+class Telemetry:
+    """The service's own operational telemetry (request counters and latency histograms), rendered in Prometheus's
+    text exposition format at ``/metrics`` (no dependency). Not to be confused with answer-quality metrics
+    (:mod:`autorag_hp.evaluation.metrics`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -152,8 +154,8 @@ class BodyLimit:
 class Measure:
     """ASGI middleware: count requests by route and status, time them."""
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, telemetry: Telemetry):
+        self.app, self.telemetry = app, telemetry
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -171,8 +173,8 @@ class Measure:
             await self.app(scope, receive, tracking_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "other"
-            self.metrics.count(scope.get("method", "?"), route, status)
-            self.metrics.observe("autorag_http_request_seconds", route, time.perf_counter() - t0)
+            self.telemetry.count(scope.get("method", "?"), route, status)
+            self.telemetry.observe("autorag_http_request_seconds", route, time.perf_counter() - t0)
 
 
 async def _send_json(send, status: int, code: str, message: str) -> None:
@@ -200,7 +202,7 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     settings = settings or ServiceSettings()
     keys = keys or KeyRing.open()
     ctl = controller or Controller(settings, keys, pipeline=pipeline, clock=clock)
-    metrics = Metrics()
+    telemetry = Telemetry()
     qmax = ctl.max_question_chars
 
     class AskRequest(BaseModel):
@@ -240,7 +242,7 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
                   description="Tunes a RAG pipeline's hyper-parameters with hierarchical bandits while it answers "
                   "questions. Send keys as 'Authorization: Bearer KEY'.")
     app.state.controller = ctl
-    app.state.metrics = metrics
+    app.state.telemetry = telemetry
 
     def err(status: int, code: str, message: str, headers: dict | None = None):
         return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
@@ -307,8 +309,8 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
               summary="Answer a question with the configuration the tuner chooses")
     async def ask(body: AskRequest, who=Depends(principal("ask"))):
         out = await run_sync(ctl.ask, body.question, body.reference, who)
-        metrics.observe("autorag_pipeline_seconds", "run", out["timing_ms"]["pipeline"] / 1e3)
-        metrics.observe("autorag_service_overhead_seconds", "ask", out["timing_ms"]["tuner"] / 1e3)
+        telemetry.observe("autorag_pipeline_seconds", "run", out["timing_ms"]["pipeline"] / 1e3)
+        telemetry.observe("autorag_service_overhead_seconds", "ask", out["timing_ms"]["tuner"] / 1e3)
         return out
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["tuning"],
@@ -355,12 +357,12 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
             "autorag_feedback_total": ("Feedback recorded by this replica.", float(ctl.counters["feedback"])),
             "autorag_scored_total": ("Asks scored against a reference by this replica.", float(ctl.counters["scored"])),
         }
-        return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(telemetry.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
         return HTMLResponse((STATIC / "dashboard.html").read_text(encoding="utf-8"))
 
-    app.add_middleware(Measure, metrics=metrics)
+    app.add_middleware(Measure, telemetry=telemetry)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # outermost: nothing reads a refused body
     return app
