@@ -1,0 +1,215 @@
+"""The table a replay reads: a grid table's complete ``configurations × questions`` block, per metric, as numpy
+arrays, and the reward of every cell."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autorag_hp.space import Config, SearchSpace
+
+
+@dataclass
+class ReplayTable:
+    """A complete ``configurations × questions`` block of a grid table, as numpy arrays.
+
+    ``values[name]`` is a float array of shape ``(space.size, len(questions))`` (NaN = not applicable), row
+    ``i`` being ``space.config_at(i)``. ``note`` says what was kept when the source table was partial.
+    """
+
+    space: SearchSpace
+    questions: list[str]
+    values: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def n_configs(self) -> int:
+        return self.space.size
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.questions)
+
+    @property
+    def grid_calls(self) -> int:
+        """LLM calls grid search pays: every configuration on every question."""
+        return self.n_configs * self.n_questions
+
+    # --- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        space: SearchSpace | Mapping[str, Any],
+        *,
+        meta: Mapping[str, Any] | None = None,
+        fix: Mapping[str, Any] | None = None,
+        max_questions: int | None = None,
+    ) -> ReplayTable:
+        """Build from grid rows (``config``, ``question_id``, ``metrics``, tokens...).
+
+        ``fix`` restricts the space to a sub-space (``{"temperature": 0.0}``: that parameter keeps one value).
+        Only questions evaluated for *every* configuration of the (sub-)space are kept; rows of other
+        configurations are ignored. ``max_questions`` keeps the first N such questions (in question-id order).
+        """
+        space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+        if fix:
+            unknown = [k for k in fix if k not in space.names]
+            if unknown:
+                raise ValueError(f"fix names unknown parameter(s) {unknown}; the space has {space.names}")
+            spec = space.to_dict()
+            for p in space.params:
+                if p.name in fix:
+                    vals = [p.values[p.index(fix[p.name])]]
+                    if p.group is None:
+                        spec[p.name] = vals
+                    else:
+                        spec[p.group][p.name] = vals
+            space = SearchSpace(spec)
+        cells: dict[tuple[int, str], Mapping[str, Any]] = {}
+        qseen: dict[str, None] = {}
+        for r in rows:
+            cfg = r["config"]
+            if isinstance(cfg, str):
+                cfg = Config.from_json(cfg)
+            try:
+                idx = space.index({k: cfg[k] for k in space.names})
+            except Exception:  # noqa: BLE001 - a configuration outside the (sub-)space
+                continue
+            if any(cfg.get(k) != v for k, v in (fix or {}).items()):
+                continue
+            qid = str(r["question_id"])
+            cells[(idx, qid)] = r
+            qseen.setdefault(qid, None)
+        counts: dict[str, int] = {}
+        for _, q in cells:
+            counts[q] = counts.get(q, 0) + 1
+        complete = sorted(q for q in qseen if counts.get(q, 0) == space.size)
+        if max_questions is not None:
+            complete = complete[:max_questions]
+        if not complete:
+            raise ValueError(
+                f"no question was evaluated for all {space.size} configurations; the table holds {len(qseen)} "
+                "questions with rows for some configurations only: let the grid run longer, or restrict the space "
+                "with fix={param: value}"
+            )
+        note = ""
+        if len(complete) < len(qseen):
+            note = (f"partial table: {len(complete)} of {len(qseen)} questions are complete for all "
+                    f"{space.size} configurations; only those are used")
+        names: set[str] = set()
+        for r in cells.values():
+            names.update((r.get("metrics") or {}).keys())
+        values = {n: np.full((space.size, len(complete)), np.nan) for n in names}
+        for extra in ("prompt_tokens", "completion_tokens", "latency_s", "llm_calls"):
+            values.setdefault(extra, np.full((space.size, len(complete)), np.nan))
+        for j, q in enumerate(complete):
+            for i in range(space.size):
+                r = cells[(i, q)]
+                for n, v in (r.get("metrics") or {}).items():
+                    if v is not None:
+                        values[n][i, j] = float(v)
+                for extra in ("prompt_tokens", "completion_tokens", "latency_s", "llm_calls"):
+                    if r.get(extra) is not None:
+                        values[extra][i, j] = float(r[extra])
+        if np.isnan(values.get("total_tokens", np.full(1, np.nan))).all():
+            values["total_tokens"] = values["prompt_tokens"] + values["completion_tokens"]
+        return cls(space, complete, values, dict(meta or {}), note)
+
+    @classmethod
+    def load(cls, path: str | Path, *, name: str | None = None, fix: Mapping[str, Any] | None = None,
+             max_questions: int | None = None) -> ReplayTable:
+        """Load an exported grid (``.jsonl.gz`` / ``.csv.gz``), a SQLite table file, or a database URL."""
+        from autorag_hp.evaluation.table import GridTable, read_export
+
+        s = str(path)
+        if "://" in s and not s.startswith("sqlite"):
+            t = GridTable(s, name or "grid")
+            rows, meta = list(t.rows()), t.meta()
+        elif name is not None:
+            t = GridTable(s, name)
+            rows, meta = list(t.rows()), t.meta()
+        else:
+            if not Path(s).exists():
+                raise FileNotFoundError(f"grid table {s!r} does not exist; compute one with `autorag-hp grid`")
+            rows, meta = read_export(s)
+        if "space" not in meta:
+            raise ValueError(f"{s}: the table records no search space (meta 'space'); was it written by the grid runner?")
+        return cls.from_rows(rows, SearchSpace(meta["space"]), meta=meta, fix=fix, max_questions=max_questions)
+
+    @classmethod
+    def synthetic(
+        cls,
+        space: SearchSpace | Mapping[str, Any],
+        *,
+        n_questions: int = 100,
+        seed: int = 0,
+        effect: float = 0.25,
+        interaction: float = 0.05,
+        difficulty_sd: float = 1.0,
+        tokens_effect: float = 300.0,
+    ) -> ReplayTable:
+        """A table with known structure: each configuration answers question ``q`` correctly when
+        ``quality(config) − difficulty(q) + noise > 0`` (``quality`` = additive per-value effects + small
+        pairwise interactions); ``total_tokens`` grows with the value index of each parameter.
+
+        Metrics: ``answer_contains_reference`` (0/1), ``total_tokens``. Rewards then follow the paper's form.
+        """
+        space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+        rng = np.random.default_rng([seed, 11])
+        P = len(space.params)
+        effects = [rng.normal(0.0, effect, len(p)) for p in space.params]
+        tok = [rng.uniform(0.0, tokens_effect, len(p)) for p in space.params]
+        inter = rng.normal(0.0, interaction, (P, P, 16, 16))
+        digits = np.array([space.digits(space.config_at(i)) for i in range(space.size)]).reshape(space.size, P)
+        quality = np.zeros(space.size)
+        tokens = np.full(space.size, 100.0)
+        for a in range(P):
+            quality += effects[a][digits[:, a]]
+            tokens += tok[a][digits[:, a]]
+            for b in range(a + 1, P):
+                quality += inter[a, b, digits[:, a] % 16, digits[:, b] % 16]
+        diff = rng.normal(0.0, difficulty_sd, n_questions)
+        noise = rng.standard_normal((space.size, n_questions))
+        correct = (quality[:, None] - diff[None, :] + noise > 0).astype(float)
+        tq = tokens[:, None] * rng.uniform(0.8, 1.2, (1, n_questions))
+        values = {"answer_contains_reference": correct, "total_tokens": np.round(tq)}
+        qs = [f"q{j:04d}" for j in range(n_questions)]
+        return cls(space, qs, values, {"synthetic": {"seed": seed, "effect": effect, "interaction": interaction}})
+
+    # --- rewards --------------------------------------------------------------------------------------
+    def reward_matrix(self, reward: Any) -> np.ndarray:
+        """The reward of every cell, shape ``(C, Q)``. ``reward``: a ``w`` (the paper's reward with the
+        defaults of the bundled ``paper_w*`` rewards), a reward spec (dict, bundled name or YAML path), or a Reward."""
+        from autorag_hp.evaluation.rewards import PaperReward, reward_from_spec
+
+        if isinstance(reward, int | float) and not isinstance(reward, bool):
+            reward = PaperReward(w=float(reward))
+        elif not callable(reward):
+            reward = reward_from_spec(reward)
+        if isinstance(reward, PaperReward):
+            m = self._metric(reward.metric)
+            t = self._metric(reward.tokens)
+            acc = np.where(m >= reward.threshold, 1.0, -1.0)
+            return reward.w * acc - (1.0 - reward.w) * t / reward.t_max
+        out = np.empty((self.n_configs, self.n_questions))
+        names = list(self.values)
+        for i in range(self.n_configs):
+            for j in range(self.n_questions):
+                row = {n: (None if math.isnan(v) else v) for n in names for v in (float(self.values[n][i, j]),)}
+                out[i, j] = float(reward(row))
+        return out
+
+    def _metric(self, name: str) -> np.ndarray:
+        if name not in self.values:
+            raise KeyError(f"the table has no metric {name!r}; it has {', '.join(sorted(self.values))}")
+        a = self.values[name]
+        if np.isnan(a).any():
+            raise ValueError(f"metric {name!r} is missing (None) in {int(np.isnan(a).sum())} cells; pick another metric")
+        return a
