@@ -48,7 +48,7 @@ from autorag_hp.evaluation.replay.bench import BenchResult, holdout_split, run_b
 from autorag_hp.evaluation.replay.live import live_run
 from autorag_hp.evaluation.replay.loop import DEFAULT_FRACTIONS, question_stream, replay
 from autorag_hp.evaluation.replay.snapshot import write_snapshot
-from autorag_hp.evaluation.replay.table import ReplayTable
+from autorag_hp.evaluation.replay.table import ReplayTable, open_rows
 from autorag_hp.evaluation.replay.truth import grid_scores, recall_at
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "grid_scores",
     "holdout_split",
     "live_run",
+    "open_rows",
     "question_stream",
     "recall_at",
     "replay",

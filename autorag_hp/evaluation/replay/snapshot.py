@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autorag_hp.evaluation.replay.table import ReplayTable
+from autorag_hp.evaluation.replay.table import ReplayTable, open_rows
 from autorag_hp.space import Config
 
 
@@ -15,14 +15,8 @@ def write_snapshot(source: str | Path, dest: str | Path, table: ReplayTable, *, 
     import gzip
     import json
 
-    from autorag_hp.evaluation.table import GridTable, read_export
-
     s = str(source)
-    if name is not None or ("://" in s and not s.startswith("sqlite")):
-        t = GridTable(s, name or "grid")
-        rows, meta = t.rows(), t.meta()
-    else:
-        rows, meta = read_export(s)
+    rows, meta = open_rows(s, name)
     keep_q = set(table.questions)
     ids = {table.space.config_at(i).id for i in range(table.space.size)}
     dest = Path(dest)

@@ -126,21 +126,9 @@ class ReplayTable:
     def load(cls, path: str | Path, *, name: str | None = None, fix: Mapping[str, Any] | None = None,
              max_questions: int | None = None) -> ReplayTable:
         """Load an exported grid (``.jsonl.gz`` / ``.csv.gz``), a SQLite table file, or a database URL."""
-        from autorag_hp.evaluation.table import GridTable, read_export
-
-        s = str(path)
-        if "://" in s and not s.startswith("sqlite"):
-            t = GridTable(s, name or "grid")
-            rows, meta = list(t.rows()), t.meta()
-        elif name is not None:
-            t = GridTable(s, name)
-            rows, meta = list(t.rows()), t.meta()
-        else:
-            if not Path(s).exists():
-                raise FileNotFoundError(f"grid table {s!r} does not exist; compute one with `autorag-hp grid`")
-            rows, meta = read_export(s)
+        rows, meta = open_rows(path, name)
         if "space" not in meta:
-            raise ValueError(f"{s}: the table records no search space (meta 'space'); was it written by the grid runner?")
+            raise ValueError(f"{path}: the table records no search space (meta 'space'); was it written by the grid runner?")
         return cls.from_rows(rows, SearchSpace(meta["space"]), meta=meta, fix=fix, max_questions=max_questions)
 
     @classmethod
@@ -213,3 +201,18 @@ class ReplayTable:
         if np.isnan(a).any():
             raise ValueError(f"metric {name!r} is missing (None) in {int(np.isnan(a).sum())} cells; pick another metric")
         return a
+
+
+def open_rows(source: str | Path, name: str | None = None) -> tuple[Iterable[dict[str, Any]], dict[str, Any]]:
+    """The rows and meta of a grid table: table ``name`` (default ``"grid"``) of a database URL, table ``name``
+    of a SQLite file, or, without a name, an export (``.jsonl.gz`` / ``.csv.gz``) or a SQLite file's only table.
+    A database's rows are streamed."""
+    from autorag_hp.evaluation.table import GridTable, read_export
+
+    s = str(source)
+    if name is not None or ("://" in s and not s.startswith("sqlite")):
+        t = GridTable(s, name or "grid")
+        return t.rows(), t.meta()
+    if not Path(s).exists():
+        raise FileNotFoundError(f"grid table {s!r} does not exist; compute one with `autorag-hp grid`")
+    return read_export(s)
