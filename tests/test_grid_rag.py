@@ -39,8 +39,8 @@ def test_grid_on_the_real_pipeline_with_extractive_generator(tmp_path):
 def test_a_grid_records_the_cpu_kind_it_was_computed_on(tmp_path):
     """Every run that computes cells adds this machine's CPU fingerprint to the table's meta; exports and
     imports carry it; rows of unknown origin make the table's kind unknown."""
-    from autorag_hp.evaluation.grid import this_cpu
-    from autorag_hp.evaluation.table import made_on, read_export, same_cpu_kind
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, this_cpu
+    from autorag_hp.evaluation.table import read_export
 
     here = this_cpu()
     assert here["capability"] and here["flags"] is not None and here["torch"]
@@ -70,7 +70,7 @@ def test_a_grid_records_the_cpu_kind_it_was_computed_on(tmp_path):
 
 
 def test_same_cpu_kind_compares_capability_flags_isa_caps_and_torch():
-    from autorag_hp.evaluation.table import made_on, same_cpu_kind, unknown_cpu
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, unknown_cpu
 
     amx = {"capability": "AVX512", "flags": ["amx_bf16", "amx_int8", "amx_tile", "avx2", "avx512_bf16", "avx512_f",
                                              "avx512_vnni", "avx_vnni"], "torch": "2.13.0+cpu", "cpu": "Intel Xeon"}
@@ -89,7 +89,7 @@ def test_the_ground_truth_grid_records_its_cpu_as_unknown():
     """eval/results/grid_python_docs.jsonl.gz predates CPU fingerprints: what is known about its CPU (AMD EPYC,
     from the generator benchmark of the same session) is recorded, ATen's capability is not, so no machine
     is taken to be its kind and its answers are never compared bit for bit."""
-    from autorag_hp.evaluation.table import made_on, same_cpu_kind
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind
 
     with gzip.open(GROUND_TRUTH, "rt", encoding="utf-8") as f:
         meta = json.loads(f.readline())["_meta"]
@@ -110,7 +110,7 @@ def test_grid_with_the_local_llm(tmp_path):
                   pipeline_kwargs={"generator": {"type": "local", "threads": 2}})
     assert s2["llm_calls_now"] == 0  # resumed: nothing recomputed
     # computed on this machine, so this machine must reproduce its greedy answers bit for bit
-    from autorag_hp.evaluation.table import made_on, same_cpu_kind
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind
     from autorag_hp.rag.load import pipeline_from_spec
 
     table = GridTable(str(tmp_path / "g.sqlite"))
@@ -191,8 +191,8 @@ def teacher_forced_margins(gen, prompt: str, answer: str, ended: bool, limit: in
 
 def check_ground_truth(pipe, cells: list[dict], meta: dict, reference=None, exact: bool | None = None) -> dict:
     """What the ground-truth test asserts; returns the measured numbers. ``exact``: default: whether this
-    machine is the CPU kind the table records (:func:`autorag_hp.evaluation.table.made_on`)."""
-    from autorag_hp.evaluation.table import made_on, same_cpu_kind
+    machine is the CPU kind the table records (:func:`autorag_hp.evaluation.cpu_kinds.made_on`)."""
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind
 
     if exact is None:
         exact = same_cpu_kind(made_on(meta))
@@ -251,7 +251,7 @@ def test_the_ground_truth_grid_is_reproducible_from_its_suite():
 
 def test_the_live_check_report_says_whether_the_cpu_kinds_match():
     from autorag_hp.commands.bench import _cpu_note
-    from autorag_hp.evaluation.grid import this_cpu
+    from autorag_hp.evaluation.cpu_kinds import this_cpu
 
     assert "Same CPU kind" in _cpu_note({"cpus": [this_cpu()]})
     note = _cpu_note({})

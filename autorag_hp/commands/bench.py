@@ -183,8 +183,7 @@ def _live_check(args: argparse.Namespace, table) -> str:
 
 def _cpu_note(meta: dict) -> str:
     """Which CPU kinds made the table and run the live check: LLM answers agree exactly only on the same kind."""
-    from autorag_hp.evaluation.grid import this_cpu
-    from autorag_hp.evaluation.table import made_on, same_cpu_kind
+    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, this_cpu
 
     def name(fp: dict | None) -> str:
         if not fp or fp.get("capability") is None:

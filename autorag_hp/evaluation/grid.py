@@ -17,7 +17,7 @@ Three ways to run, one worker code path:
 
 Every mode resumes: cells already in the table are skipped; a killed run loses at most the cell in flight.
 Every run that computes cells records this machine's CPU fingerprint in the table's meta (``cpus``): LLM
-answers are bit-identical only on the same CPU kind (see :func:`autorag_hp.evaluation.table.made_on`).
+answers are bit-identical only on the same CPU kind (see :func:`autorag_hp.evaluation.cpu_kinds.made_on`).
 
 The pipeline is duck-typed: ``.space``, ``.questions()``, and either the stages ``retrieve(question, config)``,
 ``render_prompt(question, contexts, config)``, ``generate(messages, config)`` (for work sharing) or just
@@ -41,23 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autorag_hp.evaluation.cpu_kinds import this_cpu, unknown_cpu
 from autorag_hp.evaluation.metrics import DEFAULT_METRICS, resolve_metrics
-from autorag_hp.evaluation.table import GridTable, unknown_cpu, worker_name
+from autorag_hp.evaluation.table import GridTable, worker_name
 from autorag_hp.rag.load import pipeline_from_spec
 from autorag_hp.types import Answer, Context, QAItem
 
 PROMPT_KEYS: tuple[str, ...] = ("prompt", "prompt_template")
-
-
-def this_cpu() -> dict[str, Any]:
-    """This machine's CPU fingerprint (:func:`autorag_hp.generators.accel.cpu_fingerprint`), or an unknown one
-    when torch is not installed (a pipeline without a local model)."""
-    try:
-        from autorag_hp.generators.accel import cpu_fingerprint
-
-        return cpu_fingerprint()
-    except ImportError:
-        return unknown_cpu("torch not installed")
 
 
 def question_id(item: QAItem) -> str:
