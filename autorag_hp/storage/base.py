@@ -30,7 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from autorag_hp.errors import InvalidEventLogError
+from autorag_hp.errors import (
+    InvalidEventLogError,
+    StorageMismatchError,
+    TrialAlreadyReportedError,
+    TrialExpiredError,
+    UnknownTrialError,
+)
 from autorag_hp.space import SearchSpace
 
 SUGGEST, REPORT, EXPIRE = "suggest", "report", "expire"
@@ -59,8 +65,6 @@ class Event(NamedTuple):
             d = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidEventLogError(f"event line is not JSON ({exc}): {line[:200]}") from None
-        if not isinstance(d, dict):
-            raise InvalidEventLogError(f"event line is not a JSON object: {line[:200]}")
         missing = {"seq", "kind", "trial_id", "config", "time"} - set(d)
         if missing:
             raise InvalidEventLogError(f"event line is missing field(s) {sorted(missing)}: {line[:200]}")
@@ -92,6 +96,16 @@ class TrialRecord(NamedTuple):
     reward: float | None = None
     reported_at: float | None = None
 
+    def overdue(self, now: float) -> bool:
+        """Its deadline passed before ``now`` (a report at ``now`` comes too late)."""
+        return self.expires_at is not None and now > self.expires_at
+
+    def as_reported(self, reward: float, now: float) -> TrialRecord:
+        return self._replace(state=REPORTED, reward=reward, reported_at=now)
+
+    def as_expired(self) -> TrialRecord:
+        return self._replace(state=EXPIRED)
+
 
 @dataclass(frozen=True)
 class Stat:
@@ -103,6 +117,34 @@ class Stat:
     @property
     def mean(self) -> float:
         return self.sum / self.count if self.count else math.nan
+
+
+# --- the contract's checks: every backend looks the trial up its own way, then applies these ----------------
+def check_space(study: str, where: str, stored_fingerprint: str, space: SearchSpace) -> None:
+    """:class:`StorageMismatchError` if the study ``where`` (a storage URL) holds was made for another space."""
+    if stored_fingerprint != space.fingerprint:
+        raise StorageMismatchError(
+            f"study {study!r} in {where} was created with a different search space "
+            f"({stored_fingerprint} != {space.fingerprint}); use another study name"
+        )
+
+
+def require_trial(study: str, trial_id: str, trial: TrialRecord | None) -> TrialRecord:
+    """``trial`` as the backend found it; :class:`UnknownTrialError` where it found none."""
+    if trial is None:
+        raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
+    return trial
+
+
+def check_report(study: str, trial_id: str, trial: TrialRecord | None, now: float) -> TrialRecord:
+    """The trial, if a report at ``now`` may be stored; else the contract's error (unknown id, a second
+    report, a report after expiry or past the deadline)."""
+    tr = require_trial(study, trial_id, trial)
+    if tr.state == REPORTED:
+        raise TrialAlreadyReportedError(f"trial {trial_id!r} was already reported (reward {tr.reward!r})")
+    if tr.state == EXPIRED or tr.overdue(now):
+        raise TrialExpiredError(f"trial {trial_id!r} expired at {tr.expires_at}; its reward is not counted")
+    return tr
 
 
 class Storage(ABC):

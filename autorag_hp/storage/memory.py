@@ -6,26 +6,20 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from autorag_hp.errors import (
-    DuplicateTrialError,
-    StorageMismatchError,
-    TrialAlreadyReportedError,
-    TrialExpiredError,
-    UnknownStudyError,
-    UnknownTrialError,
-)
+from autorag_hp.errors import DuplicateTrialError, UnknownStudyError
 from autorag_hp.space import SearchSpace
 from autorag_hp.storage.base import (
     EXPIRE,
-    EXPIRED,
     PENDING,
     REPORT,
-    REPORTED,
     SUGGEST,
     Event,
     Stat,
     Storage,
     TrialRecord,
+    check_report,
+    check_space,
+    require_trial,
     stats_from_events,
 )
 
@@ -59,11 +53,7 @@ class MemoryStorage(Storage):
             if st is None:
                 st = _Study({"name": name, "fingerprint": space.fingerprint, "space": space.to_dict(), **(meta or {})})
                 self._studies[name] = st
-            elif st.meta["fingerprint"] != space.fingerprint:
-                raise StorageMismatchError(
-                    f"study {name!r} was created with a different search space "
-                    f"({st.meta['fingerprint']} != {space.fingerprint}); use another study name"
-                )
+            check_space(name, self.url, st.meta["fingerprint"], space)
             return dict(st.meta)
 
     def _append(self, st: _Study, kind: str, tr: TrialRecord, reward: float | None, now: float) -> int:
@@ -82,14 +72,7 @@ class MemoryStorage(Storage):
     def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
         with self._lock:
             st = self._study(study)
-            tr = st.trials.get(trial_id)
-            if tr is None:
-                raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
-            if tr.state == REPORTED:
-                raise TrialAlreadyReportedError(f"trial {trial_id!r} was already reported (reward {tr.reward!r})")
-            if tr.state == EXPIRED or (tr.expires_at is not None and now > tr.expires_at):
-                raise TrialExpiredError(f"trial {trial_id!r} expired at {tr.expires_at}; its reward is not counted")
-            tr = TrialRecord(tr.trial_id, tr.config, tr.config_id, tr.info, REPORTED, tr.created_at, tr.expires_at, reward, now)
+            tr = check_report(study, trial_id, st.trials.get(trial_id), now).as_reported(reward, now)
             st.trials[trial_id] = tr
             seq = self._append(st, REPORT, tr, reward, now)
             a = st.stats.setdefault(tr.config_id, [tr.config, 0, 0.0, 0.0])
@@ -103,8 +86,8 @@ class MemoryStorage(Storage):
             st = self._study(study)
             out = []
             for tid, tr in st.trials.items():
-                if tr.state == PENDING and tr.expires_at is not None and now > tr.expires_at:
-                    tr = tr._replace(state=EXPIRED)
+                if tr.state == PENDING and tr.overdue(now):
+                    tr = tr.as_expired()
                     st.trials[tid] = tr
                     self._append(st, EXPIRE, tr, None, now)
                     out.append(tr)
@@ -115,7 +98,7 @@ class MemoryStorage(Storage):
             st = self._study(study)
             tr = st.trials[trial_id]
             if tr.state == PENDING:
-                tr = tr._replace(state=EXPIRED)
+                tr = tr.as_expired()
                 st.trials[trial_id] = tr
                 self._append(st, EXPIRE, tr, None, now)
 
@@ -130,10 +113,7 @@ class MemoryStorage(Storage):
 
     def trial(self, study: str, trial_id: str) -> TrialRecord:
         with self._lock:
-            tr = self._study(study).trials.get(trial_id)
-            if tr is None:
-                raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
-            return tr
+            return require_trial(study, trial_id, self._study(study).trials.get(trial_id))
 
     def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
         with self._lock:

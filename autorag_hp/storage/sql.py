@@ -16,27 +16,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from autorag_hp.errors import (
-    DuplicateTrialError,
-    InvalidStorageError,
-    StorageMismatchError,
-    TrialAlreadyReportedError,
-    TrialExpiredError,
-    UnknownStudyError,
-    UnknownTrialError,
-)
+from autorag_hp.errors import DuplicateTrialError, InvalidStorageError, UnknownStudyError
 from autorag_hp.space import SearchSpace
 from autorag_hp.storage.base import (
     EXPIRE,
     EXPIRED,
     PENDING,
     REPORT,
-    REPORTED,
     SUGGEST,
     Event,
     Stat,
     Storage,
     TrialRecord,
+    check_report,
+    check_space,
+    require_trial,
     stats_from_events,
 )
 from autorag_hp.storage.urls import database_url
@@ -234,11 +228,7 @@ class SQLStorage(Storage):
                     except sa.exc.IntegrityError:
                         continue  # created concurrently by another process: read it again
                     return full
-                if row.fingerprint != space.fingerprint:
-                    raise StorageMismatchError(
-                        f"study {name!r} in {self.url} was created with a different search space "
-                        f"({row.fingerprint} != {space.fingerprint}); use another study name"
-                    )
+                check_space(name, self.url, row.fingerprint, space)
                 return json.loads(row.meta)
         raise RuntimeError(f"could not open study {name!r}")  # pragma: no cover
 
@@ -263,22 +253,12 @@ class SQLStorage(Storage):
             sid = self._sid(conn, study)
             self._write_lock(conn, sid)
             raw = self._x(conn, "get_trial", {"sid": sid, "tid": trial_id}).fetchone()
-            row = None if raw is None else TrialRecord(
-                trial_id=raw[0], config=raw[1], config_id=raw[2], info=raw[3], state=raw[4], created_at=raw[5],
-                expires_at=raw[6], reward=raw[7], reported_at=raw[8],
-            )
-            if row is None:
-                raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
-            if row.state == REPORTED:
-                raise TrialAlreadyReportedError(f"trial {trial_id!r} was already reported (reward {row.reward!r})")
-            if row.state == EXPIRED or (row.expires_at is not None and now > row.expires_at):
-                raise TrialExpiredError(f"trial {trial_id!r} expired at {row.expires_at}; its reward is not counted")
+            found = None if raw is None else TrialRecord(*raw[:3], json.loads(raw[3]), *raw[4:])
+            tr = check_report(study, trial_id, found, now).as_reported(reward, now)
             self._x(conn, "mark_reported", {"reward": reward, "now": now, "sid": sid, "tid": trial_id})
-            seq = self._event(conn, sid, REPORT, row, reward, row.info, now)
-            self._x(conn, "upsert_stat", {"sid": sid, "cid": row.config_id, "config": row.config, "r": reward, "r2": reward * reward})
-        return seq, TrialRecord(
-            row.trial_id, row.config, row.config_id, json.loads(row.info), REPORTED, row.created_at, row.expires_at, reward, now
-        )
+            seq = self._event(conn, sid, REPORT, tr, reward, raw[3], now)
+            self._x(conn, "upsert_stat", {"sid": sid, "cid": tr.config_id, "config": tr.config, "r": reward, "r2": reward * reward})
+        return seq, tr
 
     def expire(self, study: str, now: float) -> list[TrialRecord]:
         with self.engine.begin() as conn:
@@ -291,14 +271,14 @@ class SQLStorage(Storage):
             ).all()
             out = []
             for row in rows:
-                tr = self._trial(row)
+                tr = self._trial(row).as_expired()
                 conn.execute(
                     trials_t.update()
                     .where(trials_t.c.study_id == sid, trials_t.c.trial_id == row.trial_id)
                     .values(state=EXPIRED)
                 )
                 self._event(conn, sid, EXPIRE, tr, None, row.info, now)
-                out.append(tr._replace(state=EXPIRED))
+                out.append(tr)
             return out
 
     def expire_trial(self, study: str, trial_id: str, now: float) -> None:
@@ -342,9 +322,7 @@ class SQLStorage(Storage):
                 sa.select(trials_t).where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
             ).first()
             conn.rollback()
-        if row is None:
-            raise UnknownTrialError(f"unknown trial id {trial_id!r} in study {study!r}")
-        return self._trial(row)
+        return require_trial(study, trial_id, None if row is None else self._trial(row))
 
     def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
         with self._read() as conn:
