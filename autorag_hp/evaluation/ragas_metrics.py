@@ -64,16 +64,11 @@ _INSTANCES: dict[str, Any] = {}
 
 
 def _ragas_class(name: str):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import ragas.metrics as rm
+    from autorag_hp.deps import require
 
-            return getattr(rm, name)
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"ragas metrics need the 'eval' extra: pip install 'autorag-hp[eval]' ({e})"
-        ) from e
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(require("ragas.metrics", "ragas metrics"), name)
 
 
 def to_sample(answer: Answer, item: QAItem):

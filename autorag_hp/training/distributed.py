@@ -30,14 +30,16 @@ import socket
 import time
 from typing import Any
 
-from .lm import ByteBatches, LMConfig, _torch, build_lm, make_optimizer
+from autorag_hp.deps import require
+
+from .lm import ByteBatches, LMConfig, build_lm, make_optimizer
 
 BACKENDS = ("gloo", "mpi", "nccl")
 
 
 def check_backend(backend: str) -> None:
     """Raise a clear error when ``backend`` is unknown or missing from this PyTorch build."""
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     dist = torch.distributed
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -61,7 +63,7 @@ def free_port() -> int:
 
 def train_rank(rank: int, world_size: int, init_method: str, job: dict[str, Any]) -> dict[str, Any]:
     """The body of one rank: join the group, train with DDP, return this rank's summary."""
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     dist = torch.distributed
     torch.set_num_threads(int(job.get("threads", 1)))
     dist.init_process_group(job.get("backend", "gloo"), init_method=init_method, rank=rank, world_size=world_size)

@@ -28,29 +28,9 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from autorag_hp.deps import require
+
 PARAMETRIZATIONS = ("sp", "mup")
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "autorag_hp.training needs torch: install the CPU build, `pip install torch==2.13.0`, "
-            "then `pip install -e '.[training]'`"
-        ) from exc
-    return torch
-
-
-def _mup():
-    try:
-        import mup
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "µTransfer needs the `mup` package: `pip install --no-deps mup==1.0.0` (--no-deps: it declares "
-            "torchvision, which would pull a CUDA build of torch; its runtime never imports it)"
-        ) from exc
-    return mup
 
 
 @dataclass(frozen=True)
@@ -81,7 +61,7 @@ class LMConfig:
 
 def _build_classes():
     """Define the nn.Module classes on first use, so importing this module does not import torch."""
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     nn = torch.nn
     F = torch.nn.functional
 
@@ -126,7 +106,7 @@ def _build_classes():
             self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
             self.ln_f = nn.LayerNorm(d)
             if cfg.parametrization == "mup":
-                mup = _mup()
+                mup = require("mup", "µTransfer")
                 self.head = mup.MuReadout(
                     d, cfg.vocab, readout_zero_init=cfg.zero_init, output_mult=cfg.output_mult
                 )
@@ -174,7 +154,7 @@ def build_lm(cfg: LMConfig, base_width: int | None = None, seed: int = 0):
     The parameters are initialised from ``torch.Generator`` seeded with ``seed`` (through the global
     seed, restored afterwards) so two builds with the same seed are identical.
     """
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     tiny = __getattr__("TinyLM")
     base_width = cfg.base_width if base_width is None else base_width
     if cfg.width < base_width:
@@ -184,7 +164,7 @@ def build_lm(cfg: LMConfig, base_width: int | None = None, seed: int = 0):
         torch.manual_seed(seed)
         model = tiny(cfg)
         if cfg.parametrization == "mup":
-            mup = _mup()
+            mup = require("mup", "µTransfer")
             # base and delta shapes on the meta device: no memory, no RNG consumption
             with torch.device("meta"):
                 base = tiny(replace(cfg, width=base_width))
@@ -197,9 +177,9 @@ def build_lm(cfg: LMConfig, base_width: int | None = None, seed: int = 0):
 
 def make_optimizer(model, lr: float, parametrization: str, optimizer: str = "adam", weight_decay: float = 0.0):
     """Torch Adam/AdamW/SGD under SP, mup's MuAdam/MuAdamW/MuSGD under µP."""
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     if parametrization == "mup":
-        mup = _mup()
+        mup = require("mup", "µTransfer")
         table = {"adam": mup.MuAdam, "adamw": mup.MuAdamW, "sgd": mup.MuSGD}
     else:
         table = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
@@ -260,7 +240,7 @@ class ByteBatches:
     """Random (input, target) windows from a byte string; owns its generator (``seed``)."""
 
     def __init__(self, data: bytes, seq_len: int, batch_size: int, seed: int = 0):
-        torch = _torch()
+        torch = require("torch", "autorag_hp.training")
         if len(data) <= seq_len + 1:
             raise ValueError(f"need more than seq_len+1={seq_len + 1} bytes of text, got {len(data)}")
         self.data = torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
@@ -271,7 +251,7 @@ class ByteBatches:
         return self
 
     def __next__(self):
-        torch = _torch()
+        torch = require("torch", "autorag_hp.training")
         ix = torch.randint(len(self.data) - self.seq_len - 1, (self.batch_size,), generator=self.gen)
         offs = torch.arange(self.seq_len)
         x = self.data[ix[:, None] + offs]
@@ -314,7 +294,7 @@ def train_lm(
     """
     import time
 
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     if threads:
         torch.set_num_threads(threads)
     if lr <= 0:

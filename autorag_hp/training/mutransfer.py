@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lm import _mup, _torch
+from autorag_hp.deps import require
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -95,7 +95,7 @@ class MuTransfer:
     # ------------------------------------------------------------------------------ building
     def build(self, width: int, *, seed: int = 0, parametrization: str = "mup"):
         """``model_fn(width)`` with base shapes set; ``parametrization="sp"`` sets ``base=None`` (mup's SP)."""
-        torch, mup = _torch(), _mup()
+        torch, mup = require("torch", "autorag_hp.training"), require("mup", "µTransfer")
         if width < self.base_width and parametrization == "mup":
             raise ValueError(f"width {width} is smaller than the base width {self.base_width}")
         state = torch.random.get_rng_state()
@@ -113,7 +113,7 @@ class MuTransfer:
 
     def make_optimizer(self, model, lr: float, *, parametrization: str = "mup", **kwargs):
         """MuAdam/MuAdamW/MuSGD (µP) or the torch optimizer (SP) over ``model.parameters()``."""
-        torch, mup = _torch(), _mup()
+        torch, mup = require("torch", "autorag_hp.training"), require("mup", "µTransfer")
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
         if parametrization == "mup":
@@ -125,7 +125,7 @@ class MuTransfer:
     @staticmethod
     def set_output_mult(model, output_mult: float) -> int:
         """Set ``output_mult`` on every :class:`mup.MuReadout`; return how many were set."""
-        mup = _mup()
+        mup = require("mup", "µTransfer")
         n = 0
         for m in model.modules():
             if isinstance(m, mup.MuReadout):
@@ -217,7 +217,7 @@ def coord_check(models: Mapping[int, Callable[[], Any]], batch, *, optimizer: st
     for sequence models with ``vocab_flatten`` the target is flattened and the output reshaped to
     ``(-1, vocab)``. Columns: width, module, t (1..nsteps), l1 (mean |coordinate| of the module's output).
     """
-    torch = _torch()
+    torch = require("torch", "autorag_hp.training")
     from mup.coord_check import get_coord_data
 
     x, y = batch

@@ -26,15 +26,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from autorag_hp.deps import require
+
 from .space import Dimension, validate_space
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("OptunaTuner needs optuna: `pip install -e '.[training]'`") from exc
-    return optuna
+    return require("optuna", "OptunaTuner")
 
 
 def _sampler(name: str, seed: int | None, space: Mapping[str, Dimension] | None):
