@@ -473,6 +473,17 @@ def test_stop_strings(smol):
     assert "".join(smol.stream(FRANCE, max_new_tokens=16, stop=["France"])).strip() == cut.text
 
 
+def test_sampling_object_and_its_keywords_agree(smol):
+    from autorag_hp.generators import Sampling
+
+    s = Sampling(max_new_tokens=16, stop=["France"])
+    assert smol.generate(FRANCE, s).text == smol.generate(FRANCE, max_new_tokens=16, stop=["France"]).text
+    assert smol.generate(FRANCE, s, stop=None).text == smol.generate(FRANCE, max_new_tokens=16).text
+    assert "".join(smol.stream(FRANCE, s)).strip() == smol.generate(FRANCE, s).text
+    with pytest.raises(ValueError, match="top_p must be in"):
+        Sampling.of(s, top_p=0)
+
+
 def test_concurrent_calls_are_serialised(smol):
     want = smol.generate(FRANCE, max_new_tokens=8).text
     got: list[str] = []

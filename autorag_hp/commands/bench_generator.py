@@ -132,7 +132,7 @@ def _speed_fns(gen, msgs, new_tokens: int, model=None):
 
     import torch
 
-    enc = gen._encode([gen.format_prompt(msgs)])
+    enc = gen.encode([gen.format_prompt(msgs)])
     autocast = model is None and gen.plan.dtype == "bfloat16" and gen.plan.bf16_mode == "autocast"
     model = gen.model if model is None else model
 

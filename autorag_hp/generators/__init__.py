@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .base import Generation, Generator, Messages
+from .base import Generation, Generator, Messages, Sampling
 
 if TYPE_CHECKING:  # pragma: no cover
     from .accel import AccelerationPlan, choose_dtype, cpu_capabilities, plan_acceleration
@@ -29,6 +29,7 @@ __all__ = [
     "Generation",
     "Generator",
     "Messages",
+    "Sampling",
     "LocalGenerator",
     "default_generator",
     "ChatLocalGenerator",

@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "ChatLocalGenerator needs langchain-core: pip install 'autorag-hp[rag]'"
     ) from exc
 
-from .local import validate_sampling
+from .base import Sampling
 
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant", "system": "system"}
 
@@ -90,17 +90,15 @@ class ChatLocalGenerator(BaseChatModel):
             self.generator = default_generator()
         return self.generator
 
-    def _params(self, stop: list[str] | None, kwargs: dict) -> dict:
-        params = {
-            "temperature": kwargs.pop("temperature", self.temperature),
-            "top_p": kwargs.pop("top_p", self.top_p),
-            "max_new_tokens": kwargs.pop("max_new_tokens", self.max_new_tokens),
-            "seed": kwargs.pop("seed", self.seed),
-        }
-        validate_sampling(params["temperature"], params["top_p"], params["max_new_tokens"])
-        if stop:
-            params["stop"] = list(stop)
-        return params
+    def _sampling(self, stop: list[str] | None, kwargs: dict) -> Sampling:
+        """The fields, overridden by a call's keywords, validated; ``stop`` from LangChain."""
+        return Sampling(
+            temperature=kwargs.pop("temperature", self.temperature),
+            top_p=kwargs.pop("top_p", self.top_p),
+            max_new_tokens=kwargs.pop("max_new_tokens", self.max_new_tokens),
+            seed=kwargs.pop("seed", self.seed),
+            stop=stop or None,
+        )
 
     def _generate(
         self,
@@ -109,7 +107,7 @@ class ChatLocalGenerator(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        params = self._params(stop, kwargs)
+        params = self._sampling(stop, kwargs).keywords()  # keywords: any Generator takes them
         out = self._gen().generate(to_chat_messages(messages), **params)
         message = AIMessage(
             content=out.text,
@@ -128,12 +126,12 @@ class ChatLocalGenerator(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        params = self._params(stop, kwargs)
+        params = self._sampling(stop, kwargs).keywords()
         gen = self._gen()
         chat = to_chat_messages(messages)
         usage: dict = {}
-        if hasattr(gen, "_stream"):
-            pieces = gen._stream(chat, usage=usage, **params)
+        if getattr(gen, "streams_usage", False):
+            pieces = gen.stream(chat, usage=usage, **params)
         else:  # any other Generator: stream text, no usage counts available
             pieces = gen.stream(chat, **params)
         for piece in pieces:

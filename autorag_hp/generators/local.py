@@ -37,21 +37,8 @@ from .accel import (
     onednn_max_isa,
     plan_acceleration,
 )
-from .base import Generation, Messages
+from .base import Generation, Messages, Sampling
 from .model_files import convert_gguf, load_pretrained, model_cache_dir, resolve_model
-
-# --------------------------------------------------------------------------------------------- validation
-
-
-def validate_sampling(temperature: float, top_p: float, max_new_tokens: int) -> None:
-    """Raise a ValueError that says what to fix when a sampling parameter is out of range."""
-    if temperature is None or not isinstance(temperature, int | float) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0 (0 means greedy decoding), got {temperature!r}")
-    if top_p is None or not isinstance(top_p, int | float) or not (0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] (1 keeps the whole distribution), got {top_p!r}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-
 
 # --------------------------------------------------------------------------------------------- generator
 
@@ -83,10 +70,12 @@ class LocalGenerator:
     chat: apply the tokenizer's chat template (plain strings become one user message); ``False`` sends
         strings as raw text.
 
-    ``generate`` is thread-safe (one generation at a time per instance, under a lock).
+    ``generate``, ``generate_batch`` and ``stream`` take a :class:`~autorag_hp.generators.base.Sampling` and/or its
+    fields as keywords. ``generate`` is thread-safe (one generation at a time per instance, under a lock).
     """
 
     llm_calls = 1  # one model call per generate(), for the pipeline's cost accounting
+    streams_usage = True  # stream(..., usage={}) fills in the token counts and latency
 
     def __init__(
         self,
@@ -188,7 +177,9 @@ class LocalGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def _encode(self, prompts: Sequence[str]):
+    def encode(self, prompts: Sequence[str]):
+        """Token ids and attention mask of formatted prompts, left-padded, exactly as :meth:`generate_batch` feeds
+        them to the model (``return_tensors="pt"``)."""
         # The chat template already carries any special tokens the model expects.
         add_special = not (self.chat and getattr(self.tokenizer, "chat_template", None))
         return self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special)
@@ -206,24 +197,24 @@ class LocalGenerator:
                     ids.append(int(i))
         return ids
 
-    def _gen_kwargs(self, enc, temperature, top_p, max_new_tokens, stop) -> dict:
+    def _gen_kwargs(self, enc, sampling: Sampling) -> dict:
         kw: dict[str, Any] = {
             "input_ids": enc["input_ids"],
             "attention_mask": enc["attention_mask"],
-            "max_new_tokens": max_new_tokens,
+            "max_new_tokens": sampling.max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self._eos_ids() or None,
         }
-        if temperature == 0:
+        if sampling.greedy:
             kw["do_sample"] = False
         else:
-            kw.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=None)
-        if stop:
-            kw.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+            kw.update(do_sample=True, temperature=float(sampling.temperature), top_p=float(sampling.top_p), top_k=None)
+        if sampling.stop:
+            kw.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
         return kw
 
     @contextlib.contextmanager
-    def _run_scope(self, sampling: bool, seed: int | None):
+    def _run_scope(self, sampling: Sampling):
         """Lock, inference mode, bf16 autocast if planned, and a private RNG for sampling.
 
         transformers samples from torch's global generator, so a sampling call forks it (``fork_rng``), seeds
@@ -236,8 +227,9 @@ class LocalGenerator:
             stack.enter_context(torch.inference_mode())
             if self.plan.dtype == "bfloat16" and self.plan.bf16_mode == "autocast":
                 stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
-            if sampling:
+            if not sampling.greedy:
                 stack.enter_context(torch.random.fork_rng(devices=[]))
+                seed = sampling.seed
                 torch.manual_seed(seed if seed is not None else self._seed_source.randrange(2**63))
             yield
 
@@ -248,6 +240,10 @@ class LocalGenerator:
                 return i + 1
         return int(new_ids.shape[0])
 
+    def _usage(self, enc, out, row: int) -> tuple[int, int]:
+        """(prompt tokens, completion tokens) of ``row`` of a padded batch and its ``model.generate`` output."""
+        return int(enc["attention_mask"][row].sum()), self._completion_len(out[row, enc["input_ids"].shape[1] :])
+
     @staticmethod
     def _cut(text: str, stop: Sequence[str] | None) -> str:
         if stop:
@@ -256,103 +252,55 @@ class LocalGenerator:
                 return text[: min(cuts)]
         return text
 
-    def generate(
-        self,
-        messages: Messages | str,
-        *,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 64,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-    ) -> Generation:
-        """Generate one answer. ``temperature=0`` is greedy; with sampling, ``seed`` makes it reproducible."""
-        return self.generate_batch(
-            [messages], temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop
-        )[0]
+    def generate(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Generation:
+        """Generate one answer. ``temperature=0`` is greedy; with sampling, ``seed`` makes it reproducible.
+        ``sampling`` / ``overrides``: see :class:`~autorag_hp.generators.base.Sampling`."""
+        return self.generate_batch([messages], sampling, **overrides)[0]
 
     def generate_batch(
-        self,
-        batch: Sequence[Messages | str],
-        *,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 64,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
+        self, batch: Sequence[Messages | str], sampling: Sampling | None = None, **overrides
     ) -> list[Generation]:
         """Generate for several prompts in one padded forward pass (left padding). ``latency_s`` of each item
         is the wall time of the whole batch."""
-        validate_sampling(temperature, top_p, max_new_tokens)
+        sampling = Sampling.of(sampling, **overrides)
         if isinstance(batch, str | dict):
             raise ValueError("generate_batch takes a list of prompts (strings or message lists)")
         if not batch:
             return []
         prompts = [self.format_prompt(m) for m in batch]
         t0 = time.perf_counter()
-        enc = self._encode(prompts)
-        kw = self._gen_kwargs(enc, temperature, top_p, max_new_tokens, stop)
-        with self._run_scope(temperature > 0, seed):
+        enc = self.encode(prompts)
+        kw = self._gen_kwargs(enc, sampling)
+        with self._run_scope(sampling):
             out = self.model.generate(**kw)
         latency = time.perf_counter() - t0
         width = enc["input_ids"].shape[1]
         results = []
         for row in range(len(prompts)):
-            new = out[row, width:]
-            n = self._completion_len(new)
-            text = self.tokenizer.decode(new[:n], skip_special_tokens=True)
-            results.append(
-                Generation(
-                    text=self._cut(text, stop).strip(),
-                    prompt_tokens=int(enc["attention_mask"][row].sum()),
-                    completion_tokens=n,
-                    latency_s=latency,
-                )
-            )
+            prompt_tokens, n = self._usage(enc, out, row)
+            text = self.tokenizer.decode(out[row, width : width + n], skip_special_tokens=True)
+            results.append(Generation(self._cut(text, sampling.stop).strip(), prompt_tokens, n, latency))
         return results
 
     def stream(
-        self,
-        messages: Messages | str,
-        *,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 64,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
+        self, messages: Messages | str, sampling: Sampling | None = None, *, usage: dict | None = None, **overrides
     ) -> Iterator[str]:
-        """Yield text pieces as they are generated (``TextIteratorStreamer`` + a worker thread)."""
-        yield from self._stream(
-            messages, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, stop=stop
-        )
-
-    def _stream(
-        self,
-        messages: Messages | str,
-        *,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 64,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        usage: dict | None = None,
-    ) -> Iterator[str]:
-        """Like :meth:`stream`; when ``usage`` is a dict it is filled with prompt/completion tokens and latency
-        once the stream ends."""
+        """Yield text pieces as they are generated (``TextIteratorStreamer`` + a worker thread). When ``usage`` is
+        a dict it is filled with ``prompt_tokens``, ``completion_tokens`` and ``latency_s`` once the stream ends."""
         from transformers import TextIteratorStreamer
 
-        validate_sampling(temperature, top_p, max_new_tokens)
+        sampling = Sampling.of(sampling, **overrides)
         prompt = self.format_prompt(messages)
         t0 = time.perf_counter()
-        enc = self._encode([prompt])
+        enc = self.encode([prompt])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kw = self._gen_kwargs(enc, temperature, top_p, max_new_tokens, stop)
+        kw = self._gen_kwargs(enc, sampling)
         kw["streamer"] = streamer
         box: dict[str, Any] = {}
 
         def work():
             try:
-                with self._run_scope(temperature > 0, seed):
+                with self._run_scope(sampling):
                     box["out"] = self.model.generate(**kw)
             except BaseException as exc:  # surfaced in the caller's thread
                 box["error"] = exc
@@ -366,7 +314,7 @@ class LocalGenerator:
             for piece in streamer:
                 if stopped or not piece:
                     continue
-                candidate = self._cut(emitted + piece, stop)
+                candidate = self._cut(emitted + piece, sampling.stop)
                 if len(candidate) < len(emitted + piece):
                     stopped = True
                 delta = candidate[len(emitted) :]
@@ -378,12 +326,9 @@ class LocalGenerator:
         if "error" in box:
             raise box["error"]
         if usage is not None:
-            new = box["out"][0, enc["input_ids"].shape[1] :]
-            usage.update(
-                prompt_tokens=int(enc["attention_mask"][0].sum()),
-                completion_tokens=self._completion_len(new),
-                latency_s=time.perf_counter() - t0,
-            )
+            prompt_tokens, completion_tokens = self._usage(enc, box["out"], 0)
+            usage.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                         latency_s=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------------------------- shared instance
