@@ -9,7 +9,7 @@ Imports are lazy: ``import autorag_hp.rag`` pulls in no torch, faiss or langchai
 
 from __future__ import annotations
 
-from importlib import import_module
+from autorag_hp.deps import lazy_exports
 
 _LAZY = {
     "RAGPipeline": ".pipeline",
@@ -40,9 +40,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
