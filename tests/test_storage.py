@@ -163,6 +163,25 @@ def test_expiry(backend):
     assert [e.kind for e in st.events(study)][-2:] == ["expire", "report"]
 
 
+def test_expire_trial(backend):
+    """Expiring one trial by id: pending → expired with one event; otherwise a no-op; an unknown id is an error."""
+    st, study, _ = backend
+    st.suggest(study, _trial(1))
+    st.suggest(study, _trial(2))
+    st.report(study, "tr2", 0.5, 101.0)
+    st.expire_trial(study, "tr1", 102.0)
+    assert st.trial(study, "tr1").state == EXPIRED
+    assert [(e.kind, e.trial_id, e.time) for e in st.events(study)][-1] == ("expire", "tr1", 102.0)
+    before = (st.events(study), st.stats(study), st.trials(study))
+    st.expire_trial(study, "tr1", 103.0)  # already expired
+    st.expire_trial(study, "tr2", 103.0)  # reported
+    with pytest.raises(UnknownTrialError, match="unknown trial id 'nope'"):
+        st.expire_trial(study, "nope", 103.0)
+    assert (st.events(study), st.stats(study), st.trials(study)) == before
+    with pytest.raises(TrialExpiredError):
+        st.report(study, "tr1", 1.0, 104.0)
+
+
 def test_study_reopen_and_space_mismatch(backend):
     st, study, _ = backend
     meta = st.open_study(study, SPACE)

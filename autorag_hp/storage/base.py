@@ -170,7 +170,8 @@ class Storage(ABC):
 
     @abstractmethod
     def expire_trial(self, study: str, trial_id: str, now: float) -> None:
-        """Expire one pending trial now (used when importing a log); a no-op if it is not pending."""
+        """Expire one pending trial now (used when importing a log); a no-op if it is reported or expired
+        already, :class:`UnknownTrialError` if there is no such trial."""
 
     @abstractmethod
     def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:

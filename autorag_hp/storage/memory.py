@@ -96,7 +96,7 @@ class MemoryStorage(Storage):
     def expire_trial(self, study: str, trial_id: str, now: float) -> None:
         with self._lock:
             st = self._study(study)
-            tr = st.trials[trial_id]
+            tr = require_trial(study, trial_id, st.trials.get(trial_id))
             if tr.state == PENDING:
                 tr = tr.as_expired()
                 st.trials[trial_id] = tr

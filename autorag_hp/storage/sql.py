@@ -288,7 +288,7 @@ class SQLStorage(Storage):
             row = conn.execute(
                 sa.select(trials_t).where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
             ).first()
-            if row is not None and row.state == PENDING:
+            if require_trial(study, trial_id, None if row is None else self._trial(row)).state == PENDING:
                 conn.execute(
                     trials_t.update()
                     .where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
