@@ -31,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from autorag_hp.errors import (
+    DuplicateTrialError,
     InvalidEventLogError,
     StorageMismatchError,
     TrialAlreadyReportedError,
     TrialExpiredError,
     UnknownTrialError,
 )
-from autorag_hp.space import SearchSpace
+from autorag_hp.space import Config, SearchSpace
 
 SUGGEST, REPORT, EXPIRE = "suggest", "report", "expire"
 PENDING, REPORTED, EXPIRED = "pending", "reported", "expired"
@@ -70,8 +71,6 @@ class Event(NamedTuple):
             raise InvalidEventLogError(f"event line is missing field(s) {sorted(missing)}: {line[:200]}")
         if d["kind"] not in (SUGGEST, REPORT, EXPIRE):
             raise InvalidEventLogError(f"unknown event kind {d['kind']!r}; expected suggest, report or expire")
-        from autorag_hp.space import Config
-
         return cls(
             seq=int(d["seq"]),
             kind=d["kind"],
@@ -193,9 +192,43 @@ class Storage(ABC):
     def rebuild_stats(self, study: str) -> None:
         """Recompute the aggregates from the event log."""
 
-    @abstractmethod
     def import_events(self, study: str, events: Iterable[Event]) -> int:
-        """Append events from another log (new sequence numbers, same order); return how many."""
+        """Append events from another log (new sequence numbers, same order); return how many.
+
+        One implementation for every backend, through its own public operations (so every invariant holds):
+        suggestions create trials, reports report them, expiries expire them. The whole log is checked before
+        anything is written: :class:`InvalidEventLogError` for a trial suggested twice, an event before its
+        trial's suggestion or a report without a finite reward; :class:`DuplicateTrialError` for a trial the
+        study has already (the log was imported before; a second import would count twice).
+        """
+        events = list(events)
+        suggested: set[str] = set()
+        for ev in events:
+            if ev.kind == SUGGEST:
+                if ev.trial_id in suggested:
+                    raise InvalidEventLogError(f"trial {ev.trial_id!r} is suggested twice in the imported log")
+                suggested.add(ev.trial_id)
+            elif ev.trial_id not in suggested:
+                raise InvalidEventLogError(
+                    f"event {ev.seq} ({ev.kind}) refers to trial {ev.trial_id!r} before its suggestion"
+                )
+            if ev.kind == REPORT and (ev.reward is None or not math.isfinite(ev.reward)):
+                raise InvalidEventLogError(f"event {ev.seq}: report without a finite reward")
+        for tid in suggested:
+            try:
+                self.trial(study, tid)
+            except UnknownTrialError:
+                continue
+            raise DuplicateTrialError(f"trial {tid!r} already exists in study {study!r}; the log was imported before")
+        for ev in events:
+            if ev.kind == SUGGEST:
+                cfg = Config.from_json(ev.config)
+                self.suggest(study, TrialRecord(ev.trial_id, cfg.to_json(), cfg.id, ev.info, created_at=ev.time))
+            elif ev.kind == REPORT:
+                self.report(study, ev.trial_id, float(ev.reward), ev.time)
+            elif ev.kind == EXPIRE:
+                self.expire_trial(study, ev.trial_id, ev.time)
+        return len(events)
 
     @abstractmethod
     def studies(self) -> list[str]:
@@ -213,8 +246,6 @@ class Storage(ABC):
 
 def stats_from_events(events: Iterable[Event]) -> dict[str, Stat]:
     """Fold ``report`` events into per-configuration aggregates (the definition the backends must match)."""
-    from autorag_hp.space import Config
-
     acc: dict[str, list] = {}
     for ev in events:
         if ev.kind != REPORT:

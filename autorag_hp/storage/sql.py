@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -344,11 +343,6 @@ class SQLStorage(Storage):
                 conn.execute(
                     stats_t.insert().values(study_id=sid, config_id=cid, config=s.config, count=s.count, sum=s.sum, sumsq=s.sumsq)
                 )
-
-    def import_events(self, study: str, events: Iterable[Event]) -> int:
-        from autorag_hp.storage.replay import import_into
-
-        return import_into(self, study, events)
 
     def studies(self) -> list[str]:
         with self._read() as conn:
