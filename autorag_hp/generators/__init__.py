@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 from .base import Generation, Generator, Messages, Sampling
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .accel import AccelerationPlan, choose_dtype, cpu_capabilities, plan_acceleration
+    from .accel import (
+        AccelerationOptions,
+        AccelerationPlan,
+        choose_dtype,
+        cpu_capabilities,
+        plan_acceleration,
+    )
     from .langchain_chat import ChatLocalGenerator
     from .local import LocalGenerator, default_generator
 
@@ -19,6 +25,7 @@ _LAZY = {
     "LocalGenerator": ".local",
     "default_generator": ".local",
     "ChatLocalGenerator": ".langchain_chat",
+    "AccelerationOptions": ".accel",
     "AccelerationPlan": ".accel",
     "plan_acceleration": ".accel",
     "choose_dtype": ".accel",
@@ -33,6 +40,7 @@ __all__ = [
     "LocalGenerator",
     "default_generator",
     "ChatLocalGenerator",
+    "AccelerationOptions",
     "AccelerationPlan",
     "plan_acceleration",
     "choose_dtype",

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .base import Overridable
+
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel_plan import KernelDecision
 
@@ -153,6 +155,37 @@ def ipex_compatible(ipex_version: str | None, torch_version: str) -> tuple[bool,
 
 
 @dataclass(frozen=True)
+class AccelerationOptions(Overridable):
+    """What the caller asks for: the ``dtype``, ``bf16_mode``, ``quantize``, ``compile``, ``threads`` and ``ipex``
+    keywords of :class:`~autorag_hp.generators.local.LocalGenerator` (which says what each means) and of
+    :func:`plan_acceleration`, validated; ``quantize``'s YAML spellings of "none" become None. Keywords override
+    an options object (:meth:`~autorag_hp.generators.base.Overridable.of`)."""
+
+    dtype: str = "auto"
+    bf16_mode: str = "weights"
+    quantize: str | None = "auto"
+    compile: bool = False
+    threads: int | None = None
+    ipex: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantize", normalize_quantize(self.quantize))
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.quantize not in QUANTIZE:
+            raise ValueError(f"quantize must be one of {QUANTIZE}, got {self.quantize!r}")
+        if self.bf16_mode not in BF16_MODES:
+            raise ValueError(f"bf16_mode must be one of {BF16_MODES}, got {self.bf16_mode!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None for one per physical core), got {self.threads}")
+
+    @property
+    def auto_kernel(self) -> bool:
+        """True when the kernel is left to ``auto`` (:func:`needs_measurement`): measured on this CPU."""
+        return needs_measurement(self.dtype, self.quantize)
+
+
+@dataclass(frozen=True)
 class AccelerationPlan:
     """What :class:`~autorag_hp.generators.local.LocalGenerator` will do to the model on this CPU."""
 
@@ -192,36 +225,26 @@ class AccelerationPlan:
 
 def plan_acceleration(
     caps: Mapping,
+    options: AccelerationOptions | None = None,
     *,
-    dtype: str = "auto",
-    bf16_mode: str = "weights",
-    quantize: str | None = "auto",
-    compile: bool = False,
-    threads: int | None = None,
-    ipex: bool | None = None,
     ipex_version: str | None = None,
     torch_version: str = "2.13.0",
     decision: KernelDecision | None = None,
+    **overrides,
 ) -> AccelerationPlan:
     """Decide dtype, quantization, compile, threads and IPEX from a capability table. Pure: no torch needed.
 
+    ``options`` / ``overrides``: an :class:`AccelerationOptions` and/or its fields as keywords (``dtype="auto"``).
     ``dtype="auto"`` with ``quantize="auto"`` (or ``None``): the kernel of ``decision`` (a measurement, see
     :mod:`~autorag_hp.generators.kernel_plan`); without one, bf16 where the CPU has native bf16, else fp32.
     An explicit dtype (``"float32"``, ``"bfloat16"``) with ``quantize="auto"`` is that dtype, unquantized.
     ``ipex``: None = use it if installed and compatible; False = never; True = require it (error if unusable).
     ``threads``: None = the number of physical cores in ``caps`` (or ``os.cpu_count()``).
     """
-    quantize = normalize_quantize(quantize)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if quantize not in QUANTIZE:
-        raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
+    opts = AccelerationOptions.of(options, **overrides)
+    dtype, quantize, threads, ipex = opts.dtype, opts.quantize, opts.threads, opts.ipex
     if quantize == "auto" and dtype != "auto":
         quantize = None  # an explicit dtype is honoured as asked: nothing is left to choose
-    if bf16_mode not in BF16_MODES:
-        raise ValueError(f"bf16_mode must be one of {BF16_MODES}, got {bf16_mode!r}")
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1 (or None for one per physical core), got {threads}")
     reasons: list[str] = []
     warns: list[str] = []
     tier = cpu_tier(caps)
@@ -288,9 +311,9 @@ def plan_acceleration(
     reasons.append(why if ipex is not False else "IPEX disabled by the caller")
     return AccelerationPlan(
         dtype=chosen,
-        bf16_mode=bf16_mode,
+        bf16_mode=opts.bf16_mode,
         quantize=quantize,
-        compile=bool(compile),
+        compile=bool(opts.compile),
         threads=threads,
         use_ipex=use_ipex,
         tier=tier,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 Messages = Sequence[dict]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
@@ -23,13 +23,23 @@ class Generation:
     latency_s: float
 
 
+class Overridable:
+    """A frozen options dataclass whose fields a call may also pass as keywords: :meth:`of` is the one rule."""
+
+    @classmethod
+    def of(cls, options: Self | None = None, **overrides) -> Self:
+        """``options`` (default: the defaults) with ``overrides``, its fields as keywords, applied."""
+        base = cls() if options is None else options
+        return replace(base, **overrides) if overrides else base
+
+
 @dataclass(frozen=True)
-class Sampling:
+class Sampling(Overridable):
     """How to decode: ``temperature=0`` is greedy; with sampling, ``seed`` makes the draw reproducible; the answer
     is cut before the first of the ``stop`` strings. Out-of-range values raise a ValueError that says what to fix.
 
     Every generator method takes one as ``sampling`` and its fields as keywords (``max_new_tokens=16``), which
-    override it: :meth:`of` is that one rule."""
+    override it (:meth:`Overridable.of`)."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -47,12 +57,6 @@ class Sampling:
             raise ValueError(f"max_new_tokens must be an integer >= 1, got {n!r}")
         if self.stop is not None and not isinstance(self.stop, tuple):
             object.__setattr__(self, "stop", tuple(self.stop))
-
-    @classmethod
-    def of(cls, sampling: Sampling | None = None, **overrides) -> Sampling:
-        """``sampling`` (default: the defaults) with ``overrides``, its fields as keywords, applied."""
-        base = cls() if sampling is None else sampling
-        return replace(base, **overrides) if overrides else base
 
     @property
     def greedy(self) -> bool:

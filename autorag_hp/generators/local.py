@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from .accel import (
+    AccelerationOptions,
     AccelerationPlan,
     apply_plan,
     cpu_capabilities,
     installed_ipex_version,
-    needs_measurement,
-    normalize_quantize,
     onednn_max_isa,
     plan_acceleration,
 )
@@ -66,6 +65,8 @@ class LocalGenerator:
     compile: wrap the forward pass in ``torch.compile`` (needs a C++ compiler; first calls are slow).
     threads: torch intra-op threads (process-wide); ``None`` = one per physical core.
     ipex: ``None`` use IPEX if installed and matching torch; ``False`` never; ``True`` require it.
+    acceleration: an :class:`~autorag_hp.generators.accel.AccelerationOptions` holding the six above; those passed
+        as keywords override it.
     capabilities: plan for this capability table instead of this CPU's (``cpu_capabilities()``), e.g. to test.
     chat: apply the tokenizer's chat template (plain strings become one user message); ``False`` sends
         strings as raw text.
@@ -81,19 +82,16 @@ class LocalGenerator:
         self,
         model: str | os.PathLike | None = None,
         *,
-        dtype: str = "auto",
-        bf16_mode: str = "weights",
-        quantize: str | None = "auto",
-        compile: bool = False,
-        threads: int | None = None,
-        ipex: bool | None = None,
         trust_remote_code: bool = False,
         cache_dir: str | os.PathLike | None = None,
         chat: bool = True,
         system_prompt: str | None = None,
         capabilities: dict | None = None,
+        acceleration: AccelerationOptions | None = None,
+        **overrides,
     ) -> None:
         t0 = time.perf_counter()
+        opts = AccelerationOptions.of(acceleration, **overrides)  # dtype=, quantize=, threads=, ...: bad ones fail now
         path, kind = resolve_model(model)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
@@ -102,30 +100,20 @@ class LocalGenerator:
         self.name = f"local:{path.stem}"
         self.model_dir = convert_gguf(path, cache_dir) if kind == "gguf" else path
         caps = cpu_capabilities() if capabilities is None else capabilities
-        quantize = normalize_quantize(quantize)
-        plan_kwargs: dict[str, Any] = dict(
-            dtype=dtype,
-            bf16_mode=bf16_mode,
-            quantize=quantize,
-            compile=compile,
-            threads=threads,
-            ipex=ipex,
-            ipex_version=installed_ipex_version(),
-            torch_version=torch.__version__.split("+")[0],
-        )
-        self.plan: AccelerationPlan = plan_acceleration(caps, **plan_kwargs)  # bad arguments fail before loading
+        versions = dict(ipex_version=installed_ipex_version(), torch_version=torch.__version__.split("+")[0])
+        self.plan: AccelerationPlan = plan_acceleration(caps, opts, **versions)  # bad combinations fail before loading
         if self.plan.threads:
             torch.set_num_threads(self.plan.threads)
         self.tokenizer, model_obj = load_pretrained(self.model_dir, trust_remote_code)
-        if needs_measurement(dtype, quantize):
+        if opts.auto_kernel:
             from .kernel_plan import decide_kernel, linear_layers, linear_shapes
 
             layers = linear_layers(model_obj)
             decision = decide_kernel(
                 linear_shapes(layers),
                 caps,
-                dtype=dtype,
-                quantize=quantize,
+                dtype=opts.dtype,
+                quantize=opts.quantize,
                 threads=self.plan.threads,
                 cache_root=model_cache_dir(cache_dir),
                 model_id=self.model_dir.name,
@@ -135,7 +123,7 @@ class LocalGenerator:
                 layers=layers,
             )
             del layers
-            self.plan = plan_acceleration(caps, decision=decision, **plan_kwargs)
+            self.plan = plan_acceleration(caps, opts, decision=decision, **versions)
         for message in self.plan.warnings:
             warnings.warn(message, stacklevel=2)
         self.model = apply_plan(model_obj, self.plan)
