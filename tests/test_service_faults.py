@@ -28,7 +28,7 @@ def _args(pg_url: str, **kw) -> argparse.Namespace:
 
 
 def test_kill9_one_replica_under_load_loses_no_acknowledged_report(pg_url, tmp_path):
-    from autorag_hp.commands.loadtest import run_kill
+    from autorag_hp.commands.loadtest_faults import run_kill
 
     res = run_kill(_args(pg_url, fault_seconds=8.0, fault_clients=6), tmp_path)
     audit = res["audit"]
@@ -42,7 +42,7 @@ def test_kill9_one_replica_under_load_loses_no_acknowledged_report(pg_url, tmp_p
 @pytest.mark.skipif(os.environ.get("AUTORAG_HP_TEST_PG_RESTART") != "1",
                     reason="restarts the shared local PostgreSQL: set AUTORAG_HP_TEST_PG_RESTART=1 to run it")
 def test_postgres_restart_under_load_answers_503_then_recovers(pg_url, tmp_path):
-    from autorag_hp.commands.loadtest import run_pg_restart
+    from autorag_hp.commands.loadtest_faults import run_pg_restart
 
     res = run_pg_restart(_args(pg_url, fault_seconds=8.0, fault_clients=6, down_seconds=2.0), tmp_path)
     assert res["down_answers_all_503"]
