@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from autorag_hp.evaluation.grid import run_grid
-from autorag_hp.evaluation.table import GridTable, TableMismatchError, read_export
+from autorag_hp.evaluation.table import GridTable, TableMismatchError
+from autorag_hp.evaluation.table_export import read_export
 from autorag_hp.space import SearchSpace
 from autorag_hp.types import QAItem
 

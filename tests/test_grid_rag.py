@@ -40,7 +40,7 @@ def test_a_grid_records_the_cpu_kind_it_was_computed_on(tmp_path):
     """Every run that computes cells adds this machine's CPU fingerprint to the table's meta; exports and
     imports carry it; rows of unknown origin make the table's kind unknown."""
     from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, this_cpu
-    from autorag_hp.evaluation.table import read_export
+    from autorag_hp.evaluation.table_export import read_export
 
     here = this_cpu()
     assert here["capability"] and here["flags"] is not None and here["torch"]
@@ -129,7 +129,7 @@ MAX_MARGIN_RATIO = 0.6  # the suite's model must fit the recorded answers this m
 def ground_truth_cells(question_slice=slice(4, 8)) -> tuple[list[dict], dict]:
     """The BM25 cells (the cheapest index: 16 configurations) of a few questions of the committed ground-truth
     grid, and its meta. Questions 5 to 8: the first four were used to choose the tolerances below."""
-    from autorag_hp.evaluation.table import read_export
+    from autorag_hp.evaluation.table_export import read_export
 
     rows, meta = read_export(GROUND_TRUTH)
     rows = [r for r in rows if r["config"]["embedding"] == "bm25"]

@@ -56,7 +56,7 @@ def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autorag_hp.evaluation.difficulty import report, to_markdown
-    from autorag_hp.evaluation.table import read_export
+    from autorag_hp.evaluation.table_export import read_export
 
     rows, meta = read_export(args.report)
     rep = report(rows, metric=args.metric, threshold=args.threshold,

@@ -373,7 +373,7 @@ def run_grid(
     table.set_meta("n_questions_requested", len(items))
     table.set_meta("metrics", metric_names)
     if import_from:
-        from autorag_hp.evaluation.table import read_export
+        from autorag_hp.evaluation.table_export import read_export
 
         old_rows, old_meta = read_export(import_from, space=space)
         n_new = table.add_rows(old_rows)

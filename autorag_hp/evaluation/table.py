@@ -16,20 +16,14 @@ Its meta also says which CPU kinds computed it (``meta()["cpus"]``: one
 ``{"capability": None, ...}`` entry for rows imported from an export that recorded none); what a kind is and
 when two match is :mod:`autorag_hp.evaluation.cpu_kinds`.
 
-Export / import: :meth:`GridTable.export` writes ``.jsonl.gz`` (first line ``{"_meta": ...}``) or ``.csv.gz``
-(metrics flattened to ``m.<name>`` columns, meta in a ``# meta:`` first line); :func:`read_export` reads either
-back and checks the fingerprint::
+A table is written to and read back from files by :mod:`autorag_hp.evaluation.table_export`::
 
     table = GridTable.open("grid.sqlite", space=space)      # or "postgresql://postgres@127.0.0.1/test"
     table.export("eval/results/grid.jsonl.gz")
-    rows, meta = read_export("eval/results/grid.jsonl.gz", space=space)
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import os
 import socket
@@ -191,7 +185,7 @@ class GridTable:
         spec = space.to_dict() if hasattr(space, "to_dict") else None
         old = self.get_meta("space_fingerprint")
         if old is None:
-            self._insert_meta({"space_fingerprint": fp, "space": spec})
+            self.insert_meta({"space_fingerprint": fp, "space": spec})
             old = self.get_meta("space_fingerprint")
         if old != fp:
             raise TableMismatchError(
@@ -201,7 +195,8 @@ class GridTable:
             )
 
     # ------------------------------------------------------------------------------------------ meta
-    def _insert_meta(self, values: Mapping[str, Any]) -> None:
+    def insert_meta(self, values: Mapping[str, Any]) -> None:
+        """Record each value whose key has none yet (the first writer wins: safe across processes)."""
         with self.engine.begin() as c:
             for k, v in values.items():
                 self._insert_ignore(c, META, {"table_name": self.name, "key": k, "value": json.dumps(v)})
@@ -231,7 +226,7 @@ class GridTable:
 
     def record_cpu(self, fingerprint: Mapping[str, Any]) -> None:
         """Record that rows of this table are computed on this CPU kind (idempotent, safe across machines)."""
-        self._insert_meta({CPU_META_PREFIX + cpu_key(fingerprint): dict(fingerprint)})
+        self.insert_meta({CPU_META_PREFIX + cpu_key(fingerprint): dict(fingerprint)})
 
     def cpus(self) -> list[dict[str, Any]]:
         """The CPU kinds recorded for this table (see :func:`made_on`)."""
@@ -373,90 +368,17 @@ class GridTable:
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, path: str | os.PathLike) -> Path:
-        """Write every row to ``.jsonl.gz`` / ``.csv.gz`` (or a ``.sqlite`` copy); the meta travels along."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**self.meta(), "table_name": self.name, "totals": self.totals()}
-        rows = list(self.rows())
-        if path.suffix not in (".sqlite", ".db"):
-            # a question's (long) reference answer is stored once, in the meta line, not in each of its rows
-            meta["references"] = {r["question_id"]: r["reference"] for r in rows}
-            rows = [{k: v for k, v in r.items() if k != "reference"} for r in rows]
-        tmp = path.with_name(path.name + ".tmp")
-        if path.name.endswith(".jsonl.gz"):
-            with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
-                f.write(json.dumps({"_meta": meta}) + "\n")
-                for r in rows:
-                    f.write(json.dumps(r, sort_keys=True) + "\n")
-        elif path.name.endswith(".csv.gz"):
-            names = sorted({k for r in rows for k in r["metrics"]})
-            with gzip.open(tmp, "wt", encoding="utf-8", newline="", compresslevel=9) as f:
-                f.write("# meta: " + json.dumps(meta) + "\n")
-                base = [k for k in (rows[0] if rows else {}) if k != "metrics"]
-                w = csv.writer(f)
-                w.writerow(base + [f"m.{n}" for n in names])
-                for r in rows:
-                    w.writerow([json.dumps(r[k]) if isinstance(r[k], dict | list) else r[k] for k in base]
-                               + [r["metrics"].get(n) for n in names])
-        elif path.suffix in (".sqlite", ".db"):
-            if tmp.exists():
-                tmp.unlink()
-            out = GridTable(str(tmp), self.name)
-            out._insert_meta(self.meta())
-            out.add_rows(rows)
-            out.engine.dispose()
-        else:
-            raise ValueError(f"export to .jsonl.gz, .csv.gz or .sqlite, not {path.name!r}")
-        os.replace(tmp, path)
-        return path
+        """Write every row to ``.jsonl.gz`` / ``.csv.gz`` (or a ``.sqlite`` copy); see
+        :func:`autorag_hp.evaluation.table_export.write_export`."""
+        from autorag_hp.evaluation.table_export import write_export
+
+        return write_export(self, path)
 
 
-def read_export(path: str | os.PathLike, *, space: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Read rows and meta back from an export (or a table file); with ``space``, reject a different space."""
-    path = Path(path)
-    if path.name.endswith(".jsonl.gz"):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            meta = json.loads(f.readline())["_meta"]
-            rows = [json.loads(line) for line in f if line.strip()]
-    elif path.name.endswith(".csv.gz"):
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-            meta = json.loads(f.readline()[len("# meta: "):])
-            rows = []
-            for r in csv.DictReader(io.StringIO(f.read())):
-                d: dict[str, Any] = {"metrics": {}}
-                for k, v in r.items():
-                    if k.startswith("m."):
-                        d["metrics"][k[2:]] = float(v) if v not in ("", None) else None
-                    elif k in ("config", "contexts"):
-                        d[k] = json.loads(v)
-                    else:
-                        d[k] = v
-                rows.append(d)
-    else:
-        t = GridTable(str(path), _only_table_name(path))
-        meta, rows = t.meta(), list(t.rows())
-    refs = meta.pop("references", None)
-    if refs is not None:
-        for r in rows:
-            r["reference"] = refs.get(r["question_id"])
-    for r in rows:  # CSV cells are text
-        for k in ("prompt_tokens", "completion_tokens", "llm_calls", "answer_reused"):
-            if isinstance(r.get(k), str):
-                r[k] = int(float(r[k])) if r[k] not in ("", "True", "False") else int(r[k] == "True")
-        for k in ("latency_s", "created_at"):
-            if isinstance(r.get(k), str) and r[k]:
-                r[k] = float(r[k])
-    if space is not None and meta.get("space_fingerprint") != space.fingerprint:
-        raise TableMismatchError(
-            f"{path} holds a grid over a different search space (fingerprint {meta.get('space_fingerprint')}, "
-            f"space {json.dumps(meta.get('space'))}) than the one given (fingerprint {space.fingerprint})"
-        )
-    return rows, meta
-
-
-def _only_table_name(path: Path) -> str:
-    eng = sa.create_engine(to_url(path))
+def table_names(url: str | os.PathLike) -> list[str]:
+    """The names of the grid tables held at ``url`` (a database or a ``.sqlite`` file)."""
+    eng = sa.create_engine(to_url(url))
     with eng.connect() as c:
         names = [r[0] for r in c.execute(sa.select(META.c.table_name).distinct())]
     eng.dispose()
-    return names[0] if len(names) == 1 else "grid"
+    return names

@@ -207,7 +207,8 @@ def open_rows(source: str | Path, name: str | None = None) -> tuple[Iterable[dic
     """The rows and meta of a grid table: table ``name`` (default ``"grid"``) of a database URL, table ``name``
     of a SQLite file, or, without a name, an export (``.jsonl.gz`` / ``.csv.gz``) or a SQLite file's only table.
     A database's rows are streamed."""
-    from autorag_hp.evaluation.table import GridTable, read_export
+    from autorag_hp.evaluation.table import GridTable
+    from autorag_hp.evaluation.table_export import read_export
 
     s = str(source)
     if name is not None or ("://" in s and not s.startswith("sqlite")):
