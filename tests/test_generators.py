@@ -12,10 +12,10 @@ import pytest
 from autorag_hp.generators.accel import (
     AccelerationPlan,
     choose_dtype,
-    cpu_tier,
     ipex_compatible,
     plan_acceleration,
 )
+from autorag_hp.generators.capabilities import cpu_tier, effective_capabilities
 from autorag_hp.generators.kernel_plan import (
     KernelDecision,
     LinearShape,
@@ -23,7 +23,6 @@ from autorag_hp.generators.kernel_plan import (
     cache_key,
     choose_kernel,
     decide_kernel,
-    effective_capabilities,
     estimate_all,
     kernel_candidates,
     workload,
@@ -313,7 +312,8 @@ def test_int8_weight_error_advises_only_what_is_fast_here(caps, int8_advised):
 
 
 def test_plans_from_the_torch_capability_of_this_process():
-    code = ("from autorag_hp.generators.accel import cpu_capabilities, plan_acceleration\n"
+    code = ("from autorag_hp.generators.accel import plan_acceleration\n"
+            "from autorag_hp.generators.capabilities import cpu_capabilities\n"
             "caps = cpu_capabilities()\n"
             "print(caps['torch_cpu_capability'], plan_acceleration(caps).tier, bool(caps.get('avx512_f')))")
     env = {**__import__("os").environ, "ATEN_CPU_CAPABILITY": "avx2"}
@@ -503,7 +503,7 @@ def test_int8_keeps_the_answer_where_the_cpu_has_vnni(smol):
     import warnings
 
     from autorag_hp.generators import LocalGenerator
-    from autorag_hp.generators.accel import cpu_capabilities, has_vnni
+    from autorag_hp.generators.capabilities import cpu_capabilities, has_vnni
 
     vnni = has_vnni(cpu_capabilities())
     with warnings.catch_warnings(record=True) as caught:

@@ -38,7 +38,6 @@ VARIANTS = {
 VARIANT_KERNEL = {"fp32": "fp32", "int8": "int8", "int8-weight": "int8-weight", "bf16": "bf16",
                   "bf16-autocast": "bf16"}
 BASELINE = "plain transformers fp32 (baseline)"
-ENV_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +250,7 @@ def _perplexity(gen, ids, window: int = 512) -> float:
 
 def _cpu_line(caps: dict, raw: dict) -> str:
     """``torch capability AVX2; flags: avx2 (CPU reports: amx_bf16, ...)`` for every result line."""
-    from autorag_hp.generators.kernel_plan import relevant_flags
+    from autorag_hp.generators.capabilities import relevant_flags
 
     eff, rep = relevant_flags(caps), relevant_flags(raw)
     line = f"torch CPU capability {caps.get('torch_cpu_capability') or '?'}; kernel flags: {', '.join(eff) or 'none'}"
@@ -262,7 +261,7 @@ def _cpu_line(caps: dict, raw: dict) -> str:
 
 def _gate_reason(name: str, caps: dict) -> str | None:
     """Why the capability gates rule out the kernel of ``name`` here, or None."""
-    from autorag_hp.generators.accel import has_native_bf16, has_vnni
+    from autorag_hp.generators.capabilities import has_native_bf16, has_vnni
 
     kernel = VARIANT_KERNEL.get(name)
     if kernel == "int8" and not has_vnni(caps):
@@ -283,7 +282,8 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM
 
     from autorag_hp.generators import LocalGenerator
-    from autorag_hp.generators.accel import cpu_capabilities, cpu_tier, plan_acceleration
+    from autorag_hp.generators.accel import plan_acceleration
+    from autorag_hp.generators.capabilities import ISA_ENV, cpu_capabilities, cpu_tier
 
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in names if v not in VARIANTS]
@@ -343,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     # ---------------------------------------------------------------------------------------------- report
     cmd = "autorag-hp " + " ".join(["bench-generator", *sys.argv[2:]]) if sys.argv[1:2] == ["bench-generator"] \
         else "autorag-hp bench-generator " + " ".join(sys.argv[1:])
-    env = [f"{k}={os.environ[k]}" for k in ENV_LIMITS if os.environ.get(k)]
+    env = [f"{k}={os.environ[k]}" for k in ISA_ENV if os.environ.get(k)]
     if env:
         cmd = " ".join(env) + " " + cmd
     load = os.getloadavg()

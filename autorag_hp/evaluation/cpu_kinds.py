@@ -1,6 +1,6 @@
 """CPU kinds: which machines reproduce a grid table's floating-point LLM answers bit for bit.
 
-A fingerprint (:func:`~autorag_hp.generators.accel.cpu_fingerprint`) records the CPU that computed results; its
+A fingerprint (:func:`~autorag_hp.generators.capabilities.cpu_fingerprint`) records the CPU that computed results; its
 *kind* is what the float kernels depend on (ATen capability, kernel-choosing flags, ISA caps, torch version).
 Greedy LLM output is bit-identical only on the same kind: :func:`made_on` gives a table's one kind from its meta
 (None when unknown or mixed) and :func:`same_cpu_kind` compares it with this machine's (:func:`this_cpu`).
@@ -18,10 +18,10 @@ from typing import Any
 
 
 def this_cpu() -> dict[str, Any]:
-    """This machine's CPU fingerprint (:func:`autorag_hp.generators.accel.cpu_fingerprint`), or an unknown one
+    """This machine's CPU fingerprint (:func:`autorag_hp.generators.capabilities.cpu_fingerprint`), or an unknown one
     when torch is not installed (a pipeline without a local model)."""
     try:
-        from autorag_hp.generators.accel import cpu_fingerprint
+        from autorag_hp.generators.capabilities import cpu_fingerprint
 
         return cpu_fingerprint()
     except ImportError:
@@ -59,12 +59,12 @@ def made_on(meta: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def same_cpu_kind(recorded: Mapping[str, Any] | None, here: Mapping[str, Any] | None = None) -> bool:
     """Whether float results recorded on ``recorded`` (a fingerprint, or None = unknown) should be reproduced
-    bit for bit here. ``here``: default this machine's :func:`~autorag_hp.generators.accel.cpu_fingerprint`.
+    bit for bit here. ``here``: default this machine's :func:`~autorag_hp.generators.capabilities.cpu_fingerprint`.
     An unknown or partial fingerprint never matches."""
     if not known_cpu(recorded):
         return False
     if here is None:
-        from autorag_hp.generators.accel import cpu_fingerprint
+        from autorag_hp.generators.capabilities import cpu_fingerprint
 
         here = cpu_fingerprint()
     return known_cpu(here) and cpu_kind(recorded) == cpu_kind(here)

@@ -11,13 +11,8 @@ from typing import TYPE_CHECKING
 from .base import Generation, Generator, Messages, Sampling
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .accel import (
-        AccelerationOptions,
-        AccelerationPlan,
-        choose_dtype,
-        cpu_capabilities,
-        plan_acceleration,
-    )
+    from .accel import AccelerationOptions, AccelerationPlan, choose_dtype, plan_acceleration
+    from .capabilities import cpu_capabilities
     from .langchain_chat import ChatLocalGenerator
     from .local import LocalGenerator, default_generator
 
@@ -29,7 +24,7 @@ _LAZY = {
     "AccelerationPlan": ".accel",
     "plan_acceleration": ".accel",
     "choose_dtype": ".accel",
-    "cpu_capabilities": ".accel",
+    "cpu_capabilities": ".capabilities",
 }
 
 __all__ = [

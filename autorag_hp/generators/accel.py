@@ -1,7 +1,7 @@
 """CPU acceleration decisions: dtype (bf16 only where the CPU has it), int8, torch.compile, threads, IPEX.
 
 The decision logic is a pure function over a capability table (the dict that
-``torch.cpu.get_capabilities()`` returns), so it can be tested with faked tables for machines we do not have
+``torch.cpu.get_capabilities()`` returns; see :mod:`~autorag_hp.generators.capabilities`), so it can be tested with faked tables for machines we do not have
 (an AMX Xeon, an AVX-512-only or an AVX2-only CPU)::
 
     >>> plan = plan_acceleration({"amx_bf16": True, "avx512_bf16": True}, dtype="auto")
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .base import Overridable
+from .capabilities import cpu_tier, has_native_bf16, has_vnni
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel_plan import KernelDecision
@@ -42,58 +43,6 @@ DTYPES = ("auto", "float32", "bfloat16")
 QUANTIZE = ("auto", None, "int8", "int8-weight", "int8-dynamic")
 BF16_MODES = ("weights", "autocast")
 IPEX_MAX_TORCH = (2, 8)
-
-
-def torch_cpu_capability() -> str:
-    """``torch.backends.cpu.get_cpu_capability()``: the vector ISA ATen's kernels use (``AVX512``, ``AVX2``,
-    ``DEFAULT``, ...); ``ATEN_CPU_CAPABILITY`` lowers it. Empty if unavailable."""
-    import torch
-
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except Exception:  # pragma: no cover - very old or exotic builds
-        return ""
-
-
-def onednn_max_isa() -> str | None:
-    """The ISA limit oneDNN was given (``$ONEDNN_MAX_CPU_ISA`` or the older ``$DNNL_MAX_CPU_ISA``), if any."""
-    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None
-
-
-def cpu_capabilities(effective: bool = True) -> dict:
-    """The capability table of this CPU, from ``torch.cpu.get_capabilities()`` (empty if unavailable).
-
-    ``effective=True`` (the default) treats as absent the flags torch will not use here (an AVX-512 CPU run with
-    ``ATEN_CPU_CAPABILITY=avx2`` or ``ONEDNN_MAX_CPU_ISA=AVX2``), see
-    :func:`~autorag_hp.generators.kernel_plan.effective_capabilities`, and adds ``torch_cpu_capability`` and
-    ``onednn_max_cpu_isa`` to the table."""
-    import torch
-
-    get = getattr(torch.cpu, "get_capabilities", None)
-    try:
-        caps = dict(get()) if get else {}
-    except Exception:  # pragma: no cover - very old or exotic builds
-        caps = {}
-    if not effective:
-        return caps
-    from .kernel_plan import effective_capabilities
-
-    cap, isa = torch_cpu_capability(), onednn_max_isa()
-    caps = effective_capabilities(caps, cap, isa)
-    caps["torch_cpu_capability"] = cap
-    caps["onednn_max_cpu_isa"] = isa or ""
-    return caps
-
-
-def has_native_bf16(caps: Mapping) -> bool:
-    """True when the CPU computes bf16 natively: AMX tiles (``amx_bf16``) or AVX-512-BF16 (``avx512_bf16``)."""
-    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
-
-
-def has_vnni(caps: Mapping) -> bool:
-    """True when int8 dot products are native (``avx512_vnni``, ``avx_vnni`` or ``amx_int8``): only then is
-    ``quantize="int8"`` (``torch._int_mm``) faster than fp32."""
-    return bool(caps.get("avx512_vnni") or caps.get("avx_vnni") or caps.get("amx_int8"))
 
 
 def normalize_quantize(quantize):
@@ -109,21 +58,9 @@ def needs_measurement(dtype: str, quantize: str | None) -> bool:
     return dtype == "auto" and quantize in ("auto", None)
 
 
-def cpu_tier(caps: Mapping) -> str:
-    """A short name for the best matmul path: ``amx``, ``avx512_bf16``, ``avx512``, ``avx2`` or ``basic``."""
-    if caps.get("amx_bf16") and caps.get("amx_tile", True):
-        return "amx"
-    if caps.get("avx512_bf16"):
-        return "avx512_bf16"
-    if caps.get("avx512_f"):
-        return "avx512"
-    if caps.get("avx2"):
-        return "avx2"
-    return "basic"
-
-
 def choose_dtype(caps: Mapping, requested: str = "auto") -> str:
-    """``"bfloat16"`` or ``"float32"``: ``auto`` picks bf16 only where :func:`has_native_bf16`.
+    """``"bfloat16"`` or ``"float32"``: ``auto`` picks bf16 only where
+    :func:`~autorag_hp.generators.capabilities.has_native_bf16`.
 
     An explicit ``bfloat16`` is honoured even without native support (it is correct, only slower).
     """
@@ -384,34 +321,3 @@ def apply_plan(model, plan: AccelerationPlan):
     if plan.compile:
         model.forward = torch.compile(model.forward, dynamic=True)
     return model
-
-
-def cpu_fingerprint(caps: Mapping | None = None) -> dict:
-    """The CPU kind that float results depend on, to record beside them (grid tables, benchmark files).
-
-    ``{"capability": torch.backends.cpu.get_cpu_capability()`` (ATen's kernel level: ``"AVX512"``, ``"AVX2"``,
-    ...), ``"flags"``: the sorted kernel-choosing flags this CPU has among avx2, avx512_f, avx512_vnni,
-    avx512_bf16, avx_vnni, amx_tile, amx_bf16, amx_int8, ``"torch"``: its version, ``"cpu"``: the model name``}``
-    plus ``"isa_env"`` when an environment variable caps the kernels (``ATEN_CPU_CAPABILITY``,
-    ``ONEDNN_MAX_CPU_ISA``, ``DNNL_MAX_CPU_ISA``, ``MKL_ENABLE_INSTRUCTIONS``). Greedy LLM output is bit-identical
-    only between runs whose capability, flags and ``isa_env`` agree. ``caps``: a capability table (default:
-    :func:`cpu_capabilities`).
-    """
-    import platform
-
-    import torch
-
-    from .kernel_plan import relevant_flags
-
-    caps = cpu_capabilities() if caps is None else caps
-    fp = {
-        "capability": torch_cpu_capability(),
-        "flags": sorted(relevant_flags(caps)),
-        "torch": torch.__version__,
-        "cpu": str(caps.get("cpu_name") or platform.processor() or platform.machine()),
-    }
-    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
-                                      "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(k)}
-    if env:
-        fp["isa_env"] = env
-    return fp

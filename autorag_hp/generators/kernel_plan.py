@@ -6,7 +6,7 @@ Three steps, each separately testable:
    native bf16 (``amx_bf16`` / ``avx512_bf16``); int8 W8A8 (``torch._int_mm``) only with VNNI
    (``avx512_vnni``, ``avx_vnni`` or ``amx_int8``). Without them those kernels are emulated and many times
    slower than fp32 (on an AVX2-only CPU ``torch._int_mm`` is ~30x slower than an fp32 matmul), so no timing
-   can bring them back. :func:`effective_capabilities` first removes the flags that torch / oneDNN were told
+   can bring them back. :func:`~autorag_hp.generators.capabilities.effective_capabilities` first removes the flags that torch / oneDNN were told
    not to use (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``).
 2. **A one-off micro-benchmark** (:func:`measure_linear_kernels`) of the model's own ``nn.Linear`` shapes, each
    distinct (in, out) once, at a decode shape (1 row) and a prefill shape (256 rows), for fp32 and every
@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .accel import has_native_bf16, has_vnni
+from .capabilities import has_native_bf16, has_vnni, relevant_flags
 
 # kernel name -> (dtype, quantize) for plan_acceleration
 KERNELS: dict[str, tuple[str, str | None]] = {
@@ -50,8 +50,6 @@ KERNELS: dict[str, tuple[str, str | None]] = {
     "int8": ("float32", "int8"),
     "int8-weight": ("bfloat16", "int8-weight"),
 }
-# The capability flags that decide which kernels are fast (recorded with every decision and in the cache key).
-RELEVANT_FLAGS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512_f", "avx2")
 MARGIN = 0.95  # a candidate must take < MARGIN x the reference's time
 NOISE = 0.25  # the reference's estimate may differ this much between two passes, else the machine is too busy
 PROMPT_TOKENS = 300
@@ -59,66 +57,6 @@ NEW_TOKENS = 32
 PREFILL_ROWS = 256
 PLAN_VERSION = 2  # bump when the benchmark or the estimate changes meaning: old cache entries are then ignored
 PLANS_DIR = "kernel-plans"
-
-# oneDNN's ISA levels, lowest first (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA); aliases map to the same level.
-_ONEDNN_LEVELS = {
-    "SSE41": 0, "AVX": 1, "AVX2": 2, "AVX2_VNNI": 3, "AVX2_VNNI_2": 4, "AVX512_CORE": 5, "AVX512_CORE_VNNI": 6,
-    "AVX512_CORE_BF16": 7, "AVX512_CORE_FP16": 8, "AVX10_1_512": 8, "AVX512_CORE_AMX": 9, "AVX10_1_512_AMX": 9,
-    "AVX512_CORE_AMX_FP16": 10, "AVX10_1_512_AMX_FP16": 10, "ALL": 99,
-}
-
-
-def _is_wide(flag: str) -> bool:
-    return flag.startswith(("avx512", "amx", "avx10"))
-
-
-def effective_capabilities(
-    caps: Mapping, aten_capability: str | None = None, onednn_max_isa: str | None = None
-) -> dict:
-    """``caps`` without the flags that torch's kernels will not use here. Pure.
-
-    ``aten_capability`` is ``torch.backends.cpu.get_cpu_capability()`` (``"AVX512"``, ``"AVX2"``, ``"DEFAULT"``,
-    ...): ``ATEN_CPU_CAPABILITY=avx2`` makes it ``"AVX2"`` although the CPU still reports AVX-512 and AMX, and
-    then AVX-512 / AMX flags are treated as absent. ``onednn_max_isa`` is ``$ONEDNN_MAX_CPU_ISA``: oneDNN runs
-    the bf16 and int8 matmuls and uses no instruction above that level.
-
-    >>> effective_capabilities({"amx_bf16": True, "avx512_vnni": True, "avx2": True}, "AVX2")
-    {'amx_bf16': False, 'avx512_vnni': False, 'avx2': True}
-    >>> effective_capabilities({"avx_vnni": True, "avx2": True}, "AVX2", "AVX2")["avx_vnni"]
-    False
-    """
-    out = dict(caps)
-    cap = (aten_capability or "").upper()
-    if cap and cap not in ("AVX512", "ZVECTOR", "SVE256", "SVE"):  # AVX2, DEFAULT, ...
-        for k in out:
-            if _is_wide(k) and isinstance(out[k], bool):
-                out[k] = False
-        if cap == "DEFAULT":
-            for k in ("avx2", "avx_vnni"):
-                if k in out:
-                    out[k] = False
-    level = _ONEDNN_LEVELS.get((onednn_max_isa or "").strip().upper())
-    if level is not None:
-        drop: list[str] = []
-        if level < _ONEDNN_LEVELS["AVX2_VNNI"]:
-            drop += ["avx_vnni"]
-        if level < _ONEDNN_LEVELS["AVX512_CORE"]:
-            drop += [k for k in out if _is_wide(k)]
-        if level < _ONEDNN_LEVELS["AVX512_CORE_VNNI"]:
-            drop += ["avx512_vnni"]
-        if level < _ONEDNN_LEVELS["AVX512_CORE_BF16"]:
-            drop += ["avx512_bf16"]
-        if level < _ONEDNN_LEVELS["AVX512_CORE_AMX"]:
-            drop += [k for k in out if k.startswith("amx")]
-        for k in drop:
-            if isinstance(out.get(k), bool):
-                out[k] = False
-    return out
-
-
-def relevant_flags(caps: Mapping) -> list[str]:
-    """The kernel-relevant flags that are set, in :data:`RELEVANT_FLAGS` order."""
-    return [k for k in RELEVANT_FLAGS if caps.get(k)]
 
 
 def kernel_candidates(caps: Mapping, dtype: str = "auto", quantize: str | None = "auto") -> list[str]:

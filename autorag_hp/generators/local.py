@@ -31,12 +31,11 @@ from .accel import (
     AccelerationOptions,
     AccelerationPlan,
     apply_plan,
-    cpu_capabilities,
     installed_ipex_version,
-    onednn_max_isa,
     plan_acceleration,
 )
 from .base import Generation, Messages, Sampling
+from .capabilities import cpu_capabilities, onednn_max_isa
 from .model_files import convert_gguf, load_pretrained, model_cache_dir, resolve_model
 
 # --------------------------------------------------------------------------------------------- generator

@@ -199,7 +199,7 @@ def bench_embed(args) -> list[str]:
     import numpy as np
     import torch
 
-    from autorag_hp.generators.accel import cpu_fingerprint
+    from autorag_hp.generators.capabilities import cpu_fingerprint
     from autorag_hp.rag.embeddings import E5Embeddings, get_embeddings
     from autorag_hp.rag.pipeline import load_pipeline
 
