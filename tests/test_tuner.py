@@ -325,3 +325,21 @@ def test_decision_keeps_tuner_fields_apart_from_the_policys_and_reads_stored_log
     t1, t2 = tuner.suggest(question="q1"), tuner.suggest()
     assert (t1.record.number, t1.record.slot, t2.record.slot) == (0, 0, 1)
     assert t1.record.policy == t2.record.policy and t1.record.question and t2.record.question is None
+
+
+def test_policy_snapshot_keeps_question_cells_so_a_repeat_still_averages():
+    import json
+
+    from autorag_hp.policies import make_policy
+
+    space = SearchSpace({"a": [1, 2]})
+    pol = make_policy("hier_ucb", space, seed=0)
+    cfg = space.config_at(0)
+    pol.observe_decision(cfg, {"decision": 0})
+    pol.update(cfg, 1.0, 1.0, {"decision": 0, "question": "q1"})
+    twin = make_policy("hier_ucb", space, seed=0)
+    twin.load_state_dict(json.loads(json.dumps(pol.state_dict())))
+    for p in (pol, twin):
+        p.update(cfg, 0.0, 1.0, {"question": "q1"})  # the same cell again: averaged, not a second sample
+    assert twin.state_dict() == pol.state_dict()
+    assert twin.sample_stats().n[0] == 1.0 and twin.sample_stats().s[0] == pytest.approx(0.5)

@@ -238,6 +238,8 @@ class Policy:
             "pooled": [self._reward_n, self._reward_sum, self._reward_sumsq],
             "range": [self._lo, self._hi] if self._cn.any() else None,
             "arms": arms,
+            # the de-duplicated (configuration, question) cells, so a restored policy still averages a repeat
+            "cells": [[self.space.config_at(int(i)).id, q, n, total] for (i, q), (n, total) in self._cells.items()],
             "extra": self._extra_state(),
         }
 
@@ -258,6 +260,10 @@ class Policy:
                 self._n[i], self._s[i], self._pending[i] = values[:3]
                 if len(values) >= 6:
                     self._cn[i], self._cs[i], self._css[i] = values[3:6]
+        for arm_id, question, n, total in state.get("cells", []):
+            i = ids.get(arm_id)
+            if i is not None:
+                self._cells[(i, question)] = [float(n), float(total)]
         self._lo, self._hi = state.get("range") or (math.inf, -math.inf)
         self.t = int(state.get("t", 0))
         self._reward_n, self._reward_sum, self._reward_sumsq = state.get("pooled", [0.0, 0.0, 0.0])
