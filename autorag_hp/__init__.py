@@ -13,14 +13,18 @@ from importlib import metadata as _metadata
 
 from autorag_hp.errors import (
     AutoRAGHPError,
+    DuplicateTrialError,
     InvalidConfigError,
+    InvalidEventLogError,
     InvalidRewardError,
     InvalidSpaceError,
+    InvalidStorageError,
     SpaceExhaustedError,
     StorageMismatchError,
     TrialAlreadyReportedError,
     TrialExpiredError,
     UnknownPolicyError,
+    UnknownStudyError,
     UnknownTrialError,
 )
 from autorag_hp.space import Config, Param, SearchSpace
@@ -35,5 +39,6 @@ __all__ = [
     "SearchSpace", "Param", "Config", "Tuner", "Trial", "BestRow",
     "AutoRAGHPError", "InvalidSpaceError", "InvalidConfigError", "InvalidRewardError", "UnknownPolicyError",
     "UnknownTrialError", "TrialAlreadyReportedError", "TrialExpiredError", "SpaceExhaustedError",
-    "StorageMismatchError", "__version__",
+    "StorageMismatchError", "UnknownStudyError", "DuplicateTrialError", "InvalidEventLogError", "InvalidStorageError",
+    "__version__",
 ]
