@@ -36,7 +36,7 @@ class _Int8Base(torch.nn.Module):
     @classmethod
     def blank(cls, in_features: int, out_features: int, **kwargs):
         """A layer of this shape with constant weights, built without quantizing anything: for timing the
-        kernel (its speed does not depend on the values), see :mod:`autorag_hp.generators.kernel_plan`."""
+        kernel (its speed does not depend on the values), see :mod:`autorag_hp.generators.kernel_bench`."""
         stand_in = _BlankLinear(in_features, out_features)
         stand_in.weight.transposed = cls is Int8DynamicLinear
         return cls(stand_in, **kwargs)

@@ -105,7 +105,8 @@ class LocalGenerator:
             torch.set_num_threads(self.plan.threads)
         self.tokenizer, model_obj = load_pretrained(self.model_dir, trust_remote_code)
         if opts.auto_kernel:
-            from .kernel_plan import decide_kernel, linear_layers, linear_shapes
+            from .kernel_bench import linear_layers
+            from .kernel_plan import decide_kernel, linear_shapes
 
             layers = linear_layers(model_obj)
             decision = decide_kernel(
