@@ -246,12 +246,12 @@ PLANTED = SearchSpace({"a": list(range(10)), "b": list(range(10)), "c": list(ran
 def _planted_gaps(name, seeds, rules=("policy", "mean"), pulls=1500):
     """4,000 configurations, additive true means (effects sd 0.05), noise sd 0.1, 1,500 pulls: per seed, the
     true gap of the configuration each ranking rule puts first (eval/scripts/planted_optimum.py, 10 seeds)."""
+    from autorag_hp.evaluation.replay import SyntheticTable
     from autorag_hp.ranking import top_indices
-    from autorag_hp.simulate import SyntheticTable
 
     out = {r: [] for r in rules}
     for seed in seeds:
-        table = SyntheticTable.make(PLANTED, seed=seed, noise=0.1, interaction=0.0, effect=0.05)
+        table = SyntheticTable.make(PLANTED, seed=seed, noise=0.1, interaction=0.0, effect=0.05, tokens_effect=None)
         truth = table.means
         pol = table.drive(make_policy(name, PLANTED, seed=seed), pulls, seed)
         for r in rules:

@@ -6,6 +6,7 @@ import pytest
 from autorag_hp import SearchSpace, Tuner
 from autorag_hp.evaluation.replay import (
     ReplayTable,
+    SyntheticTable,
     grid_scores,
     question_stream,
     recall_at,
@@ -109,7 +110,7 @@ def _replay_through_tuner(R, space, name, batch, seed, n_decisions):
 def test_direct_policy_drive_equals_the_tuner(name):
     space = SearchSpace({"retrieval": {"top_k": [1, 3, 5], "embedding": ["bm25", "minilm"]},
                          "generation": {"prompt": ["a", "b", "c"]}})
-    table = ReplayTable.synthetic(space, n_questions=30, seed=2)
+    table = SyntheticTable.make(space, seed=2).replay_table(30)
     R = table.reward_matrix(0.5)
     batch, n = 4, 40
     fraction = n * batch / R.size
@@ -127,7 +128,7 @@ def test_direct_policy_drive_equals_the_tuner(name):
 
 def test_optuna_tpe_replays_deterministically():
     space = SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b", "c"]})
-    R = ReplayTable.synthetic(space, n_questions=20, seed=0).reward_matrix(0.5)
+    R = SyntheticTable.make(space, seed=0).replay_table(20).reward_matrix(0.5)
     a = replay(R, space, "optuna_tpe", batch=4, seed=1, fractions=[0.2, 0.4], ks=(3,))
     b = replay(R, space, "optuna_tpe", batch=4, seed=1, fractions=[0.2, 0.4], ks=(3,))
     for k in a:
@@ -136,7 +137,7 @@ def test_optuna_tpe_replays_deterministically():
 
 def test_run_bench_caps_slow_methods_and_reports_nan_beyond():
     space = SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b"]})
-    table = ReplayTable.synthetic(space, n_questions=12, seed=0)
+    table = SyntheticTable.make(space, seed=0).replay_table(12)
     res = run_bench(table, ["grid", "random", "optuna_tpe"], {"w=0.5": 0.5}, seeds=3, fractions=[0.25, 0.5, 1.0],
                     method_seeds={"optuna_tpe": 2}, max_fraction={"optuna_tpe": 0.5})
     assert res.runs[("grid", "w=0.5")]["recall@5"].shape == (3, 3)
@@ -152,7 +153,7 @@ def test_additive_lucb_beats_hier_ucb_on_a_synthetic_table():
     space = SearchSpace({"retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5],
                                        "embedding": ["bm25", "minilm", "e5"]},
                          "generation": {"prompt": ["a", "b"]}})
-    R = ReplayTable.synthetic(space, n_questions=60, seed=1).reward_matrix(0.9)
+    R = SyntheticTable.make(space, seed=1).replay_table(60).reward_matrix(0.9)
 
     def recall(name):
         return np.mean([replay(R, space, name, batch=4, seed=s, fractions=[0.2])["recall@5"][0] for s in range(6)])

@@ -270,10 +270,10 @@ def test_best_is_one_configuration_for_the_tuner_the_service_and_the_replay(pipe
     """One event log, three readers: Tuner.best(1), GET /v1/best and the replay's deployed configuration agree
     (the stream revisits questions, so the de-duplication of repeated cells is part of what must agree)."""
     from autorag_hp import SearchSpace, Tuner
-    from autorag_hp.evaluation.replay import ReplayTable, grid_scores, question_stream, replay
+    from autorag_hp.evaluation.replay import SyntheticTable, grid_scores, question_stream, replay
 
     space = SearchSpace(SPACE)
-    R = ReplayTable.synthetic(space, n_questions=10, seed=3).reward_matrix(0.5)
+    R = SyntheticTable.make(space, seed=3).replay_table(10).reward_matrix(0.5)
     url = f"sqlite:///{tmp_path / 'log.db'}"
     batch, calls = 2, 40
     stream = question_stream(10, calls, 4)

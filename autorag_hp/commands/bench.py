@@ -104,13 +104,14 @@ def run(args: argparse.Namespace) -> int:
             return 2
     fix = _parse_fix(args.fix)
     if args.synthetic:
+        from autorag_hp.evaluation.replay import SyntheticTable
         from autorag_hp.space import SearchSpace
 
         space = SearchSpace({"retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5],
                                            "embedding": ["bm25", "minilm", "e5"]},
                              "generation": {"prompt": ["concise", "cite", "stepwise"], "temperature": [0.0, 0.7]}})
-        table = ReplayTable.synthetic(space, n_questions=args.synthetic_questions, seed=args.synthetic_seed,
-                                      effect=args.synthetic_effect, interaction=args.synthetic_interaction)
+        table = SyntheticTable.make(space, seed=args.synthetic_seed, effect=args.synthetic_effect,
+                                    interaction=args.synthetic_interaction).replay_table(args.synthetic_questions)
         source = (f"synthetic (seed {args.synthetic_seed}, additive effects sd {args.synthetic_effect:g} + "
                   f"interactions sd {args.synthetic_interaction:g}, known ground truth)")
     else:

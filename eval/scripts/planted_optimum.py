@@ -1,6 +1,6 @@
 """Planted optimum: does what ``best(1)`` deploys come close to the truly best configuration?
 
-4,000 configurations (10 × 10 × 8 × 5 values), true reward additive in per-value effects ~ N(0, effect²) (``SyntheticTable.make``),
+4,000 configurations (10 × 10 × 8 × 5 values), true reward additive in per-value effects ~ N(0, effect²) (``SyntheticTable.make`` without a token cost),
 observed reward = true + N(0, 0.1²) noise, 1,500 pulls per run, policies driven directly (the calls a Tuner
 makes). Gap = true best − true reward of the configuration ranked first under each rule; a hit is a gap
 under 0.03. The conformance test in tests/test_policies.py pins the "policy" column.
@@ -16,16 +16,16 @@ import time
 
 import numpy as np
 
+from autorag_hp.evaluation.replay import SyntheticTable
 from autorag_hp.policies import make_policy
 from autorag_hp.ranking import RULES, top_indices
-from autorag_hp.simulate import SyntheticTable
 from autorag_hp.space import SearchSpace
 
 SPACE = SearchSpace({"a": list(range(10)), "b": list(range(10)), "c": list(range(8)), "d": list(range(5))})
 
 
 def run(name: str, seed: int, pulls: int = 1500, noise: float = 0.1, effect: float = 0.1) -> dict[str, tuple[float, int]]:
-    table = SyntheticTable.make(SPACE, seed=seed, noise=noise, interaction=0.0, effect=effect)
+    table = SyntheticTable.make(SPACE, seed=seed, noise=noise, interaction=0.0, effect=effect, tokens_effect=None)
     truth = table.means
     pol = table.drive(make_policy(name, SPACE, seed=seed), pulls, seed)
     stats = pol.sample_stats()

@@ -37,7 +37,7 @@ Speed. Policies are driven directly through the :class:`Policy` API (``select`` 
 matrix; ``tests/test_replay.py`` checks that driving the same policy through a Tuner gives the same numbers.
 
 >>> from autorag_hp.space import SearchSpace
->>> table = ReplayTable.synthetic(SearchSpace({"a": [0, 1, 2], "b": [0, 1, 2]}), n_questions=40, seed=0)
+>>> table = SyntheticTable.make(SearchSpace({"a": [0, 1, 2], "b": [0, 1, 2]}), seed=0).replay_table(40)
 >>> R = table.reward_matrix(0.5)
 >>> res = replay(R, table.space, "hier_ucb", batch=4, seed=0, fractions=[0.2, 1.0])
 >>> sorted(res)
@@ -48,6 +48,7 @@ from autorag_hp.evaluation.replay.bench import BenchResult, holdout_split, run_b
 from autorag_hp.evaluation.replay.live import live_run
 from autorag_hp.evaluation.replay.loop import DEFAULT_FRACTIONS, question_stream, replay
 from autorag_hp.evaluation.replay.snapshot import write_snapshot
+from autorag_hp.evaluation.replay.synthetic import SyntheticTable
 from autorag_hp.evaluation.replay.table import ReplayTable, open_rows
 from autorag_hp.evaluation.replay.truth import grid_scores, recall_at
 
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "BenchResult",
     "ReplayTable",
+    "SyntheticTable",
     "grid_scores",
     "holdout_split",
     "live_run",

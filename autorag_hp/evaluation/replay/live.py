@@ -34,7 +34,7 @@ def live_run(
     deployed configuration's grid score (``best(1)`` under ``rule``, as in :func:`replay`), and ``agree``: the share of calls whose live reward equals the
     table's cell (1.0 for a deterministic pipeline; lower with sampling, e.g. temperature 0.7).
     """
-    from autorag_hp.evaluation.grid import question_id
+    from autorag_hp.evaluation.grid.plan import question_id
     from autorag_hp.evaluation.metrics import compute_metrics
     from autorag_hp.evaluation.rewards import PaperReward, reward_from_spec
     from autorag_hp.tuner import Tuner

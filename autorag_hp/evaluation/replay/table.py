@@ -131,46 +131,6 @@ class ReplayTable:
             raise ValueError(f"{path}: the table records no search space (meta 'space'); was it written by the grid runner?")
         return cls.from_rows(rows, SearchSpace(meta["space"]), meta=meta, fix=fix, max_questions=max_questions)
 
-    @classmethod
-    def synthetic(
-        cls,
-        space: SearchSpace | Mapping[str, Any],
-        *,
-        n_questions: int = 100,
-        seed: int = 0,
-        effect: float = 0.25,
-        interaction: float = 0.05,
-        difficulty_sd: float = 1.0,
-        tokens_effect: float = 300.0,
-    ) -> ReplayTable:
-        """A table with known structure: each configuration answers question ``q`` correctly when
-        ``quality(config) − difficulty(q) + noise > 0`` (``quality`` = additive per-value effects + small
-        pairwise interactions); ``total_tokens`` grows with the value index of each parameter.
-
-        Metrics: ``answer_contains_reference`` (0/1), ``total_tokens``. Rewards then follow the paper's form.
-        """
-        space = space if isinstance(space, SearchSpace) else SearchSpace(space)
-        rng = np.random.default_rng([seed, 11])
-        P = len(space.params)
-        effects = [rng.normal(0.0, effect, len(p)) for p in space.params]
-        tok = [rng.uniform(0.0, tokens_effect, len(p)) for p in space.params]
-        inter = rng.normal(0.0, interaction, (P, P, 16, 16))
-        digits = np.array([space.digits(space.config_at(i)) for i in range(space.size)]).reshape(space.size, P)
-        quality = np.zeros(space.size)
-        tokens = np.full(space.size, 100.0)
-        for a in range(P):
-            quality += effects[a][digits[:, a]]
-            tokens += tok[a][digits[:, a]]
-            for b in range(a + 1, P):
-                quality += inter[a, b, digits[:, a] % 16, digits[:, b] % 16]
-        diff = rng.normal(0.0, difficulty_sd, n_questions)
-        noise = rng.standard_normal((space.size, n_questions))
-        correct = (quality[:, None] - diff[None, :] + noise > 0).astype(float)
-        tq = tokens[:, None] * rng.uniform(0.8, 1.2, (1, n_questions))
-        values = {"answer_contains_reference": correct, "total_tokens": np.round(tq)}
-        qs = [f"q{j:04d}" for j in range(n_questions)]
-        return cls(space, qs, values, {"synthetic": {"seed": seed, "effect": effect, "interaction": interaction}})
-
     # --- rewards --------------------------------------------------------------------------------------
     def reward_matrix(self, reward: Any) -> np.ndarray:
         """The reward of every cell, shape ``(C, Q)``. ``reward``: a ``w`` (the paper's reward with the
