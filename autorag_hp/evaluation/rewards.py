@@ -322,3 +322,23 @@ def reward_from_spec(spec: Mapping[str, Any] | str | Path | Reward) -> Reward:
         return REWARDS[kind](spec)
     except TypeError as e:  # unexpected / missing keys
         raise InvalidRewardSpecError(f"bad {kind!r} reward spec: {e}") from None
+
+
+def as_reward(reward: float | Mapping[str, Any] | str | Path | Callable[[Mapping[str, Any]], float]) -> Reward:
+    """What a reward argument means where a number is also accepted (the replay benchmark, its live check): a
+    number ``w`` is the paper reward at that ``w`` with its other parameters at their defaults (those of the
+    bundled ``paper_w*`` rewards), a :class:`Reward` is itself, another function of the row is a
+    :class:`CallableReward` reading the default metrics, anything else a spec for :func:`reward_from_spec`.
+
+    >>> as_reward(0.5)
+    PaperReward(w=0.5, metric='answer_contains_reference', threshold=0.5, t_max=1000.0, tokens='total_tokens')
+    """
+    if isinstance(reward, Reward):
+        return reward
+    if isinstance(reward, int | float) and not isinstance(reward, bool):
+        return PaperReward(w=float(reward))
+    if callable(reward):
+        from autorag_hp.evaluation.metrics import DEFAULT_METRICS
+
+        return CallableReward(reward, metrics=DEFAULT_METRICS)
+    return reward_from_spec(reward)
