@@ -139,6 +139,11 @@ class AccelerationPlan:
     decision: KernelDecision | None = field(default=None, compare=False)  # what auto measured, if it did
 
     @property
+    def bf16_autocast(self) -> bool:
+        """True when the model keeps fp32 weights and runs under bf16 autocast."""
+        return self.dtype == "bfloat16" and self.bf16_mode == "autocast"
+
+    @property
     def kernel(self) -> str:
         """``fp32``, ``bf16``, ``int8``, ``int8-weight`` or ``int8-dynamic``."""
         if self.quantize:

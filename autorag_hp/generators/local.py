@@ -213,7 +213,7 @@ class LocalGenerator:
         with contextlib.ExitStack() as stack:
             stack.enter_context(self._lock)
             stack.enter_context(torch.inference_mode())
-            if self.plan.dtype == "bfloat16" and self.plan.bf16_mode == "autocast":
+            if self.plan.bf16_autocast:
                 stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
             if not sampling.greedy:
                 stack.enter_context(torch.random.fork_rng(devices=[]))
