@@ -211,7 +211,7 @@ def test_resume_from_a_committed_export(tmp_path):
 
 
 def test_units_group_configurations_by_the_pipelines_retrieval_keys():
-    from autorag_hp.evaluation.grid import plan
+    from autorag_hp.evaluation.grid.plan import plan
     from autorag_hp.rag.pipeline import RAGPipeline
 
     assert RAGPipeline.retrieval_keys == ("chunk_size", "chunk_overlap", "embedding", "top_k")

@@ -243,7 +243,7 @@ class GridTable:
         return len(conn.execute(insert(table).values(values).on_conflict_do_nothing().returning(key)).all())
 
     def add_rows(self, rows: Iterable[Mapping[str, Any]], *, log: bool = False) -> int:
-        """Insert rows (dicts as :mod:`autorag_hp.evaluation.grid` builds them); existing keys are kept.
+        """Insert rows (dicts as :mod:`autorag_hp.evaluation.grid.runner` builds them); existing keys are kept.
 
         With ``log``, each row is also appended to the computation log in the same transaction. Returns #new.
         """
