@@ -35,14 +35,10 @@ def live_run(
     table's cell (1.0 for a deterministic pipeline; lower with sampling, e.g. temperature 0.7).
     """
     from autorag_hp.evaluation.grid.plan import question_id
-    from autorag_hp.evaluation.metrics import compute_metrics
-    from autorag_hp.evaluation.rewards import PaperReward, reward_from_spec
+    from autorag_hp.evaluation.rewards import as_reward
     from autorag_hp.tuner import Tuner
 
-    if isinstance(reward, int | float) and not isinstance(reward, bool):
-        reward = PaperReward(w=float(reward))
-    elif not callable(reward):
-        reward = reward_from_spec(reward)
+    reward = as_reward(reward)
     R = table.reward_matrix(reward)
     scores = grid_scores(R)
     items = {question_id(q): q for q in pipeline.questions()}
@@ -62,10 +58,7 @@ def live_run(
         item = qs[int(stream[call])]
         trial = tuner.suggest(question=str(int(stream[call])))
         answer = pipeline.run(item.question, trial.config)
-        row: dict[str, Any] = dict(compute_metrics(answer, item, getattr(reward, "metrics", None) or None))
-        row.setdefault("total_tokens", answer.total_tokens)
-        row.setdefault("latency_s", answer.latency_s)
-        r = float(reward(row))
+        r = float(reward.from_answer(answer, item))
         agree += abs(r - R[table.space.index(trial.config), int(stream[call])]) < 1e-9
         served.append(r)
         tuner.report(trial.id, r)

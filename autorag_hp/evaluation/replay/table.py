@@ -134,13 +134,11 @@ class ReplayTable:
     # --- rewards --------------------------------------------------------------------------------------
     def reward_matrix(self, reward: Any) -> np.ndarray:
         """The reward of every cell, shape ``(C, Q)``. ``reward``: a ``w`` (the paper's reward with the
-        defaults of the bundled ``paper_w*`` rewards), a reward spec (dict, bundled name or YAML path), or a Reward."""
-        from autorag_hp.evaluation.rewards import PaperReward, reward_from_spec
+        defaults of the bundled ``paper_w*`` rewards), a reward spec (dict, bundled name or YAML path), a Reward
+        or a function of the row (:func:`~autorag_hp.evaluation.rewards.as_reward`)."""
+        from autorag_hp.evaluation.rewards import PaperReward, as_reward
 
-        if isinstance(reward, int | float) and not isinstance(reward, bool):
-            reward = PaperReward(w=float(reward))
-        elif not callable(reward):
-            reward = reward_from_spec(reward)
+        reward = as_reward(reward)
         if isinstance(reward, PaperReward):
             m = self._metric(reward.metric)
             t = self._metric(reward.tokens)
