@@ -43,69 +43,55 @@ class TableMismatchError(AutoRAGHPError, ValueError):
 
 
 _md = sa.MetaData()
-META = sa.Table(
-    "grid_meta", _md,
-    sa.Column("table_name", sa.String(200), primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-ROWS = sa.Table(
-    "grid_rows", _md,
-    sa.Column("table_name", sa.String(200), primary_key=True),
+
+
+def _required(name: str, type_: Any) -> sa.Column:
+    return sa.Column(name, type_, nullable=False)
+
+
+def _keyed(name: str, *columns: sa.Column) -> sa.Table:
+    """A table whose primary key starts with the grid's name (several grids can share a database)."""
+    return sa.Table(name, _md, sa.Column("table_name", sa.String(200), primary_key=True), *columns)
+
+
+def _appended(name: str, *columns: sa.Column) -> sa.Table:
+    """An append-only record: an autoincrement id, the grid's name (indexed), then ``columns``."""
+    return sa.Table(name, _md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                    sa.Column("table_name", sa.String(200), nullable=False, index=True), *columns,
+                    sqlite_autoincrement=True)
+
+
+def _generation_cost() -> list[sa.Column]:
+    """What one generation cost: stored with each row and with each cached answer."""
+    return [_required("prompt_tokens", sa.Integer), _required("completion_tokens", sa.Integer),
+            _required("latency_s", sa.Float)]
+
+
+META = _keyed("grid_meta", sa.Column("key", sa.String(100), primary_key=True), _required("value", sa.Text))
+ROWS = _keyed(  # column order is the order of an export's CSV columns
+    "grid_rows",
     sa.Column("config_id", sa.String(64), primary_key=True),
     sa.Column("question_id", sa.String(200), primary_key=True),
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("question", sa.Text, nullable=False),
+    *(_required(n, sa.Text) for n in ("config", "question")),
     sa.Column("reference", sa.Text),
-    sa.Column("answer", sa.Text, nullable=False),
-    sa.Column("contexts", sa.Text, nullable=False),
-    sa.Column("metrics", sa.Text, nullable=False),
-    sa.Column("prompt_tokens", sa.Integer, nullable=False),
-    sa.Column("completion_tokens", sa.Integer, nullable=False),
-    sa.Column("latency_s", sa.Float, nullable=False),
-    sa.Column("llm_calls", sa.Integer, nullable=False),
-    sa.Column("answer_reused", sa.Integer, nullable=False),
-    sa.Column("worker", sa.String(200), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
+    *(_required(n, sa.Text) for n in ("answer", "contexts", "metrics")),
+    *_generation_cost(),
+    _required("llm_calls", sa.Integer),
+    _required("answer_reused", sa.Integer),
+    _required("worker", sa.String(200)),
+    _required("created_at", sa.Float),
 )
-ANSWERS = sa.Table(
-    "grid_answers", _md,
-    sa.Column("table_name", sa.String(200), primary_key=True),
-    sa.Column("prompt_key", sa.String(64), primary_key=True),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("prompt_tokens", sa.Integer, nullable=False),
-    sa.Column("completion_tokens", sa.Integer, nullable=False),
-    sa.Column("latency_s", sa.Float, nullable=False),
+ANSWERS = _keyed("grid_answers", sa.Column("prompt_key", sa.String(64), primary_key=True),
+                 _required("text", sa.Text), *_generation_cost())
+CLAIMS = _keyed("grid_claims", sa.Column("unit", sa.Integer, primary_key=True), _required("owner", sa.Integer))
+LOG = _appended("grid_log", _required("config_id", sa.String(64)), _required("question_id", sa.String(200)),
+                _required("worker", sa.String(200)), _required("at", sa.Float))
+RUNS = _appended(
+    "grid_runs",
+    *(_required(n, sa.Float) for n in ("started_at", "wall_s")),
+    *(_required(n, sa.Integer) for n in ("cells", "llm_calls", "workers")),
+    _required("host", sa.String(200)),
 )
-LOG = sa.Table(
-    "grid_log", _md,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("table_name", sa.String(200), nullable=False, index=True),
-    sa.Column("config_id", sa.String(64), nullable=False),
-    sa.Column("question_id", sa.String(200), nullable=False),
-    sa.Column("worker", sa.String(200), nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sqlite_autoincrement=True,
-)
-CLAIMS = sa.Table(
-    "grid_claims", _md,
-    sa.Column("table_name", sa.String(200), primary_key=True),
-    sa.Column("unit", sa.Integer, primary_key=True),
-    sa.Column("owner", sa.Integer, nullable=False),
-)
-RUNS = sa.Table(
-    "grid_runs", _md,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("table_name", sa.String(200), nullable=False, index=True),
-    sa.Column("started_at", sa.Float, nullable=False),
-    sa.Column("wall_s", sa.Float, nullable=False),
-    sa.Column("cells", sa.Integer, nullable=False),
-    sa.Column("llm_calls", sa.Integer, nullable=False),
-    sa.Column("workers", sa.Integer, nullable=False),
-    sa.Column("host", sa.String(200), nullable=False),
-    sqlite_autoincrement=True,
-)
-
 
 def to_url(target: str | os.PathLike) -> str:
     """A path becomes ``sqlite:///path``; ``postgresql://`` URLs get the psycopg 3 driver (:func:`database_url`)."""
