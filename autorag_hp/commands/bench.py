@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if str(args.threshold) == "median":
         import numpy as np
 
-        args.threshold = float(np.median(table._metric(args.metric)))
+        args.threshold = float(np.median(table.metric(args.metric)))
         print(f"threshold: median {args.metric} = {args.threshold:.4f}", file=sys.stderr)
     args.threshold = float(args.threshold)
     rewards = {f"w={w:g}": PaperReward(w=w, metric=args.metric, threshold=args.threshold, t_max=args.t_max)

@@ -140,8 +140,8 @@ class ReplayTable:
 
         reward = as_reward(reward)
         if isinstance(reward, PaperReward):
-            m = self._metric(reward.metric)
-            t = self._metric(reward.tokens)
+            m = self.metric(reward.metric)
+            t = self.metric(reward.tokens)
             acc = np.where(m >= reward.threshold, 1.0, -1.0)
             return reward.w * acc - (1.0 - reward.w) * t / reward.t_max
         out = np.empty((self.n_configs, self.n_questions))
@@ -152,7 +152,8 @@ class ReplayTable:
                 out[i, j] = float(reward(row))
         return out
 
-    def _metric(self, name: str) -> np.ndarray:
+    def metric(self, name: str) -> np.ndarray:
+        """The values of metric ``name`` in every cell, shape ``(C, Q)``; an unknown or partly missing metric raises."""
         if name not in self.values:
             raise KeyError(f"the table has no metric {name!r}; it has {', '.join(sorted(self.values))}")
         a = self.values[name]
