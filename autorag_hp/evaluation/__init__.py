@@ -6,7 +6,7 @@ ragas, optuna or torch.
 
 from __future__ import annotations
 
-import importlib
+from autorag_hp.deps import lazy_exports
 
 _LAZY = {
     "compute_metrics": "autorag_hp.evaluation.metrics",
@@ -27,9 +27,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -14,26 +14,21 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+from autorag_hp.deps import lazy_exports
 
 _EXPORTS = {
-    "OptunaTuner": "optuna_tuner",
-    "GridTuner": "grid",
-    "GridResult": "grid",
-    "MuTransfer": "mutransfer",
-    "coord_check": "mutransfer",
-    "plot_coord_check": "mutransfer",
-    "Float": "space",
-    "Int": "space",
-    "Categorical": "space",
-    "ddp_train_lm": "distributed",
-    "LMConfig": "lm",
+    "OptunaTuner": ".optuna_tuner",
+    "GridTuner": ".grid",
+    "GridResult": ".grid",
+    "MuTransfer": ".mutransfer",
+    "coord_check": ".mutransfer",
+    "plot_coord_check": ".mutransfer",
+    "Float": ".space",
+    "Int": ".space",
+    "Categorical": ".space",
+    "ddp_train_lm": ".distributed",
+    "LMConfig": ".lm",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
