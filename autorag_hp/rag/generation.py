@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from autorag_hp.generators.base import Generation, Messages
+from autorag_hp.generators.base import Generation, Messages, Sampling
 from autorag_hp.rag.errors import PipelineSpecError
 from autorag_hp.rag.prompts import passages_in
 
@@ -31,18 +31,18 @@ class ExtractiveGenerator:
     llm_calls = 0
     name = "extractive"
 
-    def generate(self, messages: Messages | str, *, temperature: float = 0.0, top_p: float = 1.0,
-                 max_new_tokens: int = 64, seed: int | None = None) -> Generation:
+    def generate(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Generation:
+        s = Sampling.of(sampling, **overrides)
         t0 = time.perf_counter()
         passages = passages_in(messages)
         text = passages[0][1] if passages else ""
         words = text.split(" ")
-        if len(words) > max_new_tokens:
-            text = " ".join(words[:max_new_tokens])
+        if len(words) > s.max_new_tokens:
+            text = " ".join(words[:s.max_new_tokens])
         return Generation(text, 0, _words(text), time.perf_counter() - t0)
 
-    def stream(self, messages: Messages | str, **kwargs) -> Iterator[str]:
-        yield self.generate(messages, **kwargs).text
+    def stream(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Iterator[str]:
+        yield self.generate(messages, sampling, **overrides).text
 
 
 class ChatModelGenerator:
@@ -76,13 +76,13 @@ class ChatModelGenerator:
             update["seed"] = seed
         return self.model.model_copy(update=update) if update else self.model
 
-    def generate(self, messages: Messages | str, *, temperature: float = 0.0, top_p: float = 1.0,
-                 max_new_tokens: int = 64, seed: int | None = None) -> Generation:
+    def generate(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Generation:
         from langchain_core.messages import convert_to_messages
 
+        s = Sampling.of(sampling, **overrides)
         msgs = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
         lc_msgs = convert_to_messages([(m["role"], m["content"]) for m in msgs])
-        model = self._configured(temperature, max_new_tokens, seed)
+        model = self._configured(s.temperature, s.max_new_tokens, s.seed)
         t0 = time.perf_counter()
         out = model.invoke(lc_msgs)
         latency = time.perf_counter() - t0
@@ -92,8 +92,8 @@ class ChatModelGenerator:
         ct = usage.get("output_tokens") or _words(text)
         return Generation(text, int(pt), int(ct), latency)
 
-    def stream(self, messages: Messages | str, **kwargs) -> Iterator[str]:
-        yield self.generate(messages, **kwargs).text
+    def stream(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Iterator[str]:
+        yield self.generate(messages, sampling, **overrides).text
 
 
 def make_generator(spec: Any):
