@@ -5,8 +5,9 @@ Imports are lazy: ``import autorag_hp.generators`` does not import torch or tran
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING
+
+from autorag_hp.deps import lazy_exports
 
 from .base import Generation, Generator, Messages, Sampling
 
@@ -42,8 +43,4 @@ __all__ = [
     "cpu_capabilities",
 ]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
