@@ -18,14 +18,14 @@ from autorag_hp.deps import lazy_exports
 
 _EXPORTS = {
     "OptunaTuner": ".optuna_tuner",
-    "GridTuner": ".grid",
-    "GridResult": ".grid",
+    "GridTuner": ".grid_search",
+    "GridResult": ".grid_search",
     "MuTransfer": ".mutransfer",
     "coord_check": ".mutransfer",
     "plot_coord_check": ".mutransfer",
-    "Float": ".space",
-    "Int": ".space",
-    "Categorical": ".space",
+    "Float": ".dimensions",
+    "Int": ".dimensions",
+    "Categorical": ".dimensions",
     "ddp_train_lm": ".distributed",
     "LMConfig": ".lm",
 }

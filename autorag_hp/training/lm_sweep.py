@@ -3,7 +3,7 @@ under standard parametrization (SP) and µP, on the Python documentation; then a
 paper's Figure 1 (loss against log2 learning rate, one curve per width, SP and µP side by side) and a table.
 
 Run it with ``autorag-hp mutransfer`` (see :mod:`autorag_hp.commands.mutransfer`). The sweep goes through
-:class:`~autorag_hp.training.grid.GridTuner` with a JSON-lines log, so an interrupted run resumes.
+:class:`~autorag_hp.training.grid_search.GridTuner` with a JSON-lines log, so an interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def run_sweep(
     show_progress: bool = True,
 ):
     """Run (or resume) the sweep; results go to ``out_dir/sweep.jsonl``. Returns the GridResult."""
-    from .grid import GridTuner
+    from .grid_search import GridTuner
 
     widths = sorted(int(w) for w in widths)
     base_width = widths[0]

@@ -15,7 +15,7 @@ Example:
     2.0
 
 :meth:`MuTransfer.sweep` tunes ``lr`` (and optionally ``output_mult``) at the proxy widths with
-:class:`~autorag_hp.training.grid.GridTuner` or :class:`~autorag_hp.training.optuna_tuner.OptunaTuner`;
+:class:`~autorag_hp.training.grid_search.GridTuner` or :class:`~autorag_hp.training.optuna_tuner.OptunaTuner`;
 :meth:`MuTransfer.transfer` trains the target width with the result. :func:`coord_check` runs mup's
 coordinate check, :func:`plot_coord_check` plots it (matplotlib, no seaborn needed).
 """
@@ -169,7 +169,7 @@ class MuTransfer:
         ``space`` is e.g. ``{"lr": Float(1e-4, 1e-1, log=True)}``.
         """
         if tuner == "grid":
-            from .grid import GridTuner
+            from .grid_search import GridTuner
 
             if grid is None:
                 raise ValueError("tuner='grid' needs a grid, e.g. {'lr': [1e-3, 3e-3, 1e-2]}")

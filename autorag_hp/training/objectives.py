@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .space import Float, Int
+from .dimensions import Float, Int
 
 # f(x, y) = (x - 2)^2 + (y + 1)^2, minimum 0 at (2, -1)
 QUADRATIC_SPACE = {"x": Float(-5.0, 5.0), "y": Float(-5.0, 5.0)}

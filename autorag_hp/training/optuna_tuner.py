@@ -28,7 +28,7 @@ from typing import Any
 
 from autorag_hp.deps import require
 
-from .space import Dimension, validate_space
+from .dimensions import Dimension, validate_space
 
 
 def _optuna():
@@ -58,7 +58,7 @@ def _sampler(name: str, seed: int | None, space: Mapping[str, Dimension] | None)
 
 
 def _grid_for(space):
-    from .space import to_grid
+    from .dimensions import to_grid
 
     if space is None:
         raise ValueError("the 'grid' sampler needs a declared search space (space=None is define-by-run)")
@@ -91,7 +91,7 @@ class OptunaTuner:
 
     Args:
         objective: ``f(params)`` or ``f(params, report)``; with ``space=None``, ``f(trial)``.
-        space: dict of name -> :class:`~autorag_hp.training.space.Float` / ``Int`` / ``Categorical``.
+        space: dict of name -> :class:`~autorag_hp.training.dimensions.Float` / ``Int`` / ``Categorical``.
         direction: ``"minimize"`` (default) or ``"maximize"``.
         sampler: a name from :data:`SAMPLERS` (default ``"tpe"``) or an ``optuna.samplers.BaseSampler``.
         pruner: a name from :data:`PRUNERS`, an ``optuna.pruners.BasePruner``, or None (no pruning).

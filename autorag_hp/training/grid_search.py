@@ -1,4 +1,6 @@
-"""Exhaustive grid search with scikit-learn ``ParameterGrid`` semantics, parallel over processes.
+"""Exhaustive grid search of a training objective with scikit-learn ``ParameterGrid`` semantics, parallel over
+processes: it finds the best point. (:mod:`autorag_hp.evaluation.grid` is another thing: it computes every
+RAG configuration on every question into a table, the ground truth the tuners are judged by.)
 
 A grid is a dict of name -> list of values (every combination is tried) or a list of such dicts (their
 union, in order). Results come back in grid order whatever the parallelism, and the best result is the

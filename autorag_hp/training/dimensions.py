@@ -1,7 +1,13 @@
-"""Search-space value objects for the training tuners: frozen, validated, picklable (they cross processes).
+"""The dimensions a training tuner searches: ranges (:class:`Float`, :class:`Int`, optionally log-scale or
+stepped) and choices (:class:`Categorical`), sampled by Optuna. Frozen, validated, picklable (they cross
+processes).
+
+Not :mod:`autorag_hp.space`: that is a finite product of listed values whose every configuration has a stable
+id (the arms of the bandit tuner and the rows of a grid table); these are continuous ranges a sampler draws
+from, made finite only by :func:`to_grid`.
 
 Example:
-    >>> from autorag_hp.training.space import Float, Int, Categorical
+    >>> from autorag_hp.training.dimensions import Float, Int, Categorical
     >>> space = {"lr": Float(1e-4, 1e-1, log=True), "depth": Int(3, 15), "n": Categorical([50, 100])}
     >>> Float(1.0, 0.5)
     Traceback (most recent call last):
@@ -80,7 +86,7 @@ def validate_space(space: Mapping[str, Dimension]) -> dict[str, Dimension]:
             raise TypeError(f"parameter names must be strings, got {name!r}")
         if not isinstance(dim, Float | Int | Categorical):
             raise TypeError(
-                f"parameter {name!r}: expected Float, Int or Categorical from autorag_hp.training.space, "
+                f"parameter {name!r}: expected Float, Int or Categorical from autorag_hp.training.dimensions, "
                 f"got {type(dim).__name__}"
             )
     return dict(space)
