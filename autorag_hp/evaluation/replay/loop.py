@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from autorag_hp.decision import Decision
 from autorag_hp.evaluation.replay.truth import grid_scores, recall_at
 from autorag_hp.evaluation.stats import normalized_regret
 from autorag_hp.space import SearchSpace
@@ -78,12 +79,12 @@ def replay(
             i = index_of.get(cfg.id)
             if i is None:
                 i = index_of[cfg.id] = space.index(cfg)
-            info = {**sel.info, "decision": pol.t, "slot": 0, "batch": batch}
-            pol.observe_decision(cfg, info)
+            decision = Decision(number=pol.t, slot=0, batch=batch, policy=sel.info)
+            pol.observe_decision(cfg, decision)
             qs = stream[calls:calls + batch]
             rs = R[i, qs]
             for q, r in zip(qs.tolist(), rs.tolist()):  # the question names the cell: a revisit is no new sample
-                pol.update(cfg, r, w, {**info, "question": q})
+                pol.update(cfg, r, w, decision.asking(q))
             total += float(rs.sum())
             calls += batch
         exhausted = pol.exhausted
