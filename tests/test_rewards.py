@@ -139,3 +139,23 @@ def test_from_answer_computes_the_metrics():
     assert FeedbackReward("stars").from_answer(a, q, feedback=5) == 1.0
     c = CallableReward(lambda row: 2 * row["exact_match"], metrics=("exact_match",))
     assert c.from_answer(a, q) == 2.0
+
+
+def test_available_mean_uses_the_metrics_a_question_has_and_the_defaults_are_declared_rewards():
+    from autorag_hp.evaluation.rewards import (
+        DEFAULT_OFFLINE_REWARD,
+        DEFAULT_ONLINE_REWARD,
+        AvailableMeanReward,
+        MissingValueError,
+    )
+
+    r = reward_from_spec(DEFAULT_OFFLINE_REWARD)
+    assert isinstance(r, AvailableMeanReward) and reward_from_spec(r.to_spec()) == r
+    # both apply: (0.6 + 0.5) / 2 − 0.1 · 1000/2000 = 0.5; tokens are capped at t_max
+    assert r({"token_f1": 0.6, "mrr": 0.5, "total_tokens": 1000}) == pytest.approx(0.5)
+    assert r({"token_f1": 0.6, "mrr": None, "total_tokens": 9000}) == pytest.approx(0.5)  # no gold sources
+    with pytest.raises(MissingValueError, match="reference answer or gold sources"):
+        r({"token_f1": None, "mrr": None, "total_tokens": 10})
+    with pytest.raises(InvalidRewardSpecError, match="t_max"):
+        reward_from_spec({**DEFAULT_OFFLINE_REWARD, "t_max": 0})
+    assert reward_from_spec(DEFAULT_ONLINE_REWARD)({"token_f1": 0.75}) == pytest.approx(0.5)

@@ -52,26 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
 
 
-def default_reward(answer, item) -> float:
-    """Mean of token F1 against the reference answer and the gold source's reciprocal rank (whichever the
-    question has), minus 0.1 x total tokens / 2000. Pass ``--reward`` to use a declared reward instead."""
-    from autorag_hp.evaluation.metrics import compute_metrics
-
-    m = compute_metrics(answer, item, ["token_f1", "mrr"])
-    parts = [v for v in (m.get("token_f1"), m.get("mrr")) if v is not None]
-    if not parts:
-        raise ValueError(f"question {item.question[:60]!r} has neither a reference answer nor gold sources; "
-                         "add 'answer' or 'sources' to your questions, or pass --reward")
-    return sum(parts) / len(parts) - 0.1 * min(1.0, answer.total_tokens / 2000)
-
-
 def _reward_fn(spec: str | None):
-    if not spec:
-        return default_reward, "default: mean(token_f1, mrr) - 0.1*tokens/2000"
-    from autorag_hp.evaluation.rewards import reward_from_spec
+    from autorag_hp.evaluation.rewards import DEFAULT_OFFLINE_REWARD, reward_from_spec
 
-    reward = reward_from_spec(spec)
-    return reward.from_answer, json.dumps(reward.to_spec())
+    reward = reward_from_spec(spec or DEFAULT_OFFLINE_REWARD)
+    desc = json.dumps(reward.to_spec())
+    return reward.from_answer, desc if spec else f"default: {desc}"
 
 
 def _short(config) -> str:

@@ -10,7 +10,7 @@ Declare one in Python::
 
 or in YAML / a dict, through :func:`reward_from_spec`::
 
-    type: paper            # paper | weighted_sum | feedback | latency_penalty | callable (Python only)
+    type: paper            # paper | weighted_sum | available_mean | feedback | latency_penalty | callable (Python)
     w: 0.5
     metric: answer_contains_reference
     threshold: 0.5
@@ -22,6 +22,9 @@ Formulas
   ``row[metric] ≥ threshold`` else ``−1``; ``tokens = row[tokens]`` (default ``total_tokens``); ``w ∈ [0, 1]``,
   ``t_max > 0``. Range ``[−1, 1]`` while ``tokens ≤ t_max``.
 - ``weighted_sum``: ``r = bias + Σᵢ weightᵢ · row[metricᵢ]`` (negative weights penalise, e.g. tokens).
+- ``available_mean``: ``r = mean(row[mᵢ] for the metrics the question can be scored on) − cost · min(1,
+  tokens / t_max)``: a metric that does not apply (``None``: no reference answer, no gold sources) is left
+  out; at least one must apply.
 - ``feedback``: thumbs: ``up → +1``, ``down → −1`` (also ``True/False``, ``1/−1``, ``"👍"/"👎"``);
   stars: ``r = (stars − 3) / 2`` so 1★ → −1, 3★ → 0, 5★ → +1; read from ``row[field]`` (default ``feedback``).
 - ``latency_penalty``: ``r = base(row) − per_second · max(0, latency_s − budget_s)``; without ``base`` the
@@ -172,6 +175,49 @@ class WeightedSumReward(Reward):
         return {"type": "weighted_sum", "weights": dict(self.weights), "bias": self.bias}
 
 
+@dataclass(frozen=True)
+class AvailableMeanReward(Reward):
+    """``r = mean(applicable row[mᵢ]) − cost · min(1, tokens / t_max)``; a metric that is ``None`` does not apply."""
+
+    of: tuple[str, ...] = ("token_f1", "mrr")
+    cost: float = 0.1
+    t_max: float = 2000.0
+    tokens: str = "total_tokens"
+    kind = "available_mean"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.of, str) or not self.of:
+            raise InvalidRewardSpecError("available_mean needs a list of metrics in 'of', e.g. [token_f1, mrr]")
+        object.__setattr__(self, "of", tuple(_check_metric(m) for m in self.of))
+        _finite("cost", self.cost)
+        if _finite("t_max", self.t_max) <= 0:
+            raise InvalidRewardSpecError(f"t_max must be > 0, got {self.t_max}")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.of
+
+    def __call__(self, row: Mapping[str, Any]) -> float:
+        parts = [float(row[m]) for m in self.of if row.get(m) is not None]
+        if not parts:
+            raise MissingValueError(f"none of {list(self.of)} applies to this question: it needs a reference "
+                                    "answer or gold sources")
+        return sum(parts) / len(parts) - self.cost * min(1.0, _get(row, self.tokens) / self.t_max)
+
+    def to_spec(self) -> dict:
+        return {"type": "available_mean", "of": list(self.of), "cost": self.cost, "t_max": self.t_max,
+                "tokens": self.tokens}
+
+
+#: The default rewards, side by side because they differ on purpose. Offline (``tune``, with a question set
+#: that may carry gold sources as well as reference answers): the mean of token F1 and gold-source MRR,
+#: whichever the question has, minus 0.1 x tokens/2000. Online (the service, where a caller can send only a
+#: reference answer): ``2·token_f1 − 1``, on the same [−1, 1] scale as thumbs and stars feedback.
+DEFAULT_OFFLINE_REWARD: dict[str, Any] = {"type": "available_mean", "of": ["token_f1", "mrr"], "cost": 0.1,
+                                          "t_max": 2000.0}
+DEFAULT_ONLINE_REWARD: dict[str, Any] = {"type": "weighted_sum", "weights": {"token_f1": 2.0}, "bias": -1.0}
+
+
 _THUMBS = {"up": 1.0, "down": -1.0, "👍": 1.0, "👎": -1.0, "+1": 1.0, "-1": -1.0, "1": 1.0}
 
 
@@ -286,6 +332,7 @@ def _build_latency(spec: dict) -> Reward:
 REWARDS: dict[str, Callable[[dict], Reward]] = {
     "paper": _build_paper,
     "weighted_sum": _build_weighted,
+    "available_mean": lambda spec: AvailableMeanReward(**spec),
     "feedback": _build_feedback,
     "latency_penalty": _build_latency,
 }

@@ -29,8 +29,6 @@ from typing import Any
 
 from autorag_hp.service.auth import KeyRing, Principal, TicketError
 
-DEFAULT_REFERENCE_REWARD = {"type": "weighted_sum", "weights": {"token_f1": 2.0}, "bias": -1.0}
-
 
 class ServiceError(Exception):
     """An error the HTTP layer turns into a status code and a JSON body."""
@@ -84,7 +82,7 @@ class Controller:
 
     def __init__(self, settings: ServiceSettings, keys: KeyRing | None = None, *, pipeline: Any = None,
                  clock: Callable[[], float] = time.time):
-        from autorag_hp.evaluation.rewards import FeedbackReward, reward_from_spec
+        from autorag_hp.evaluation.rewards import DEFAULT_ONLINE_REWARD, FeedbackReward, reward_from_spec
         from autorag_hp.overrides import tuned_space
         from autorag_hp.policies.online import OnlinePolicy
         from autorag_hp.tuner import Tuner
@@ -104,7 +102,7 @@ class Controller:
         self.max_question_chars = int(s.max_question_chars or getattr(pipeline, "max_question_chars", 2000))
         self.tag = s.pipeline_tag or self._auto_tag()
         self.study = s.study if s.on_change == "continue" else f"{s.study}@{self.tag}"
-        self.reward = reward_from_spec(s.reward or DEFAULT_REFERENCE_REWARD)
+        self.reward = reward_from_spec(s.reward or DEFAULT_ONLINE_REWARD)
         self._thumbs = FeedbackReward("thumbs")
         self._stars = FeedbackReward("stars")
         policy = OnlinePolicy(
