@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
+from autorag_hp.service.process import LOAD_SPACE, Cluster
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,46 +51,6 @@ def pct(xs: list[float], q: float) -> float | None:
 
 def ms(x: float | None) -> float | None:
     return None if x is None else round(1e3 * x, 3)
-
-
-class Cluster:
-    """N replicas of ``autorag-hp serve`` on one study, sharing a keys file."""
-
-    def __init__(self, args: argparse.Namespace, study: str, workdir: Path, n: int, extra: list[str] | None = None):
-        from autorag_hp.service.auth import KeyRing
-        from autorag_hp.service.process import Replica
-
-        self.keys = KeyRing.generate(("load",))
-        kpath = workdir / "keys.json"
-        kpath.write_text(json.dumps(self.keys))
-        self.ask_key = self.keys["clients"]["load"]["ask"]
-        self.fb_key = self.keys["clients"]["load"]["feedback"]
-        self.study = study
-        serve = ["--pipeline", args.pipeline, "--generator", "extractive", "--set", "embedding=bm25",
-                 "--space", json.dumps(SPACE), "--storage", args.storage, "--study", study, "--keys", str(kpath),
-                 "--explore", "0.5", "--feedback-window", "120", "--log-level", "error", *(extra or [])]
-        self.replicas = [Replica(serve, log=workdir / f"replica{i}.log", name=f"replica{i}") for i in range(n)]
-
-    def start(self) -> Cluster:
-        for r in self.replicas:
-            r.launch()
-        for r in self.replicas:
-            r.wait_healthy(180)
-        return self
-
-    def stop(self) -> None:
-        for r in self.replicas:
-            r.stop()
-
-    @property
-    def urls(self) -> list[str]:
-        return [r.url for r in self.replicas]
-
-
-def questions(pipeline_path: str) -> list[Any]:
-    from autorag_hp.rag import load_pipeline
-
-    return load_pipeline(pipeline_path, generator="extractive").questions()
 
 
 # --- load ------------------------------------------------------------------------------------------------
@@ -147,10 +107,10 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pipe = load_pipeline(args.pipeline, generator="extractive")
     qs = pipe.questions()
     study = f"load-{int(time.time())}"
-    cluster = Cluster(args, study, workdir, args.replicas).start()
+    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas).start()
     try:
         # direct: the same pipeline, the same configurations, called in-process (indexes warm)
-        cfgs = [{"embedding": "bm25", "chunk_size": c, "top_k": k} for c in SPACE["chunk_size"] for k in SPACE["top_k"]]
+        cfgs = [{"embedding": "bm25", "chunk_size": c, "top_k": k} for c in LOAD_SPACE["chunk_size"] for k in LOAD_SPACE["top_k"]]
         for cfg in cfgs:
             pipe.run(qs[0].question, cfg)
         direct = []
@@ -174,7 +134,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out = {
         "mode": "load", "storage": args.storage.split("@")[-1], "replicas": args.replicas, "clients": args.clients,
         "pipeline": "python_docs_faq, generator=extractive (retrieval only: the answer is the best passage), bm25",
-        "space": SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
+        "space": LOAD_SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
         "wall_s": round(load["wall_s"], 3),
         "requests_per_s": round(n_req / load["wall_s"], 1),
         "asks_per_s": round(n_ok / load["wall_s"], 1),

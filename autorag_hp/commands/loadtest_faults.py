@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autorag_hp.commands.loadtest import Cluster, questions
+from autorag_hp.service.process import LOAD_SPACE, Cluster, questions
 
 
 # --- faults ----------------------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def _summarise_timeline(timeline: list[tuple[float, str, int]], windows: dict[st
 def run_kill(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     qs = questions(args.pipeline)
     study = f"kill-{int(time.time())}"
-    cluster = Cluster(args, study, workdir, max(2, args.replicas)).start()
+    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, max(2, args.replicas)).start()
     audit = Audit()
     victim = cluster.replicas[0]
     events: dict[str, float] = {}
@@ -168,7 +168,7 @@ def _pg_ctl(args: argparse.Namespace, action: str) -> None:
 def run_pg_restart(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     qs = questions(args.pipeline)
     study = f"pgrestart-{int(time.time())}"
-    cluster = Cluster(args, study, workdir, max(2, args.replicas)).start()
+    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, max(2, args.replicas)).start()
     audit = Audit()
     events: dict[str, float] = {}
     health: list[tuple[float, str, int]] = []

@@ -5,6 +5,7 @@ Used by the load / fault commands and the tests: no mocks, real uvicorn processe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -88,3 +89,49 @@ class Replica:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+#: The small space the load and fault runs tune (9 configurations: chunking x top_k over BM25).
+LOAD_SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
+
+
+class Cluster:
+    """N replicas of ``autorag-hp serve`` (extractive generator, BM25) on one study of ``storage``, sharing a keys
+    file with one client, ``load``; ``space`` is the tuned space (JSON-able mapping)."""
+
+    def __init__(self, pipeline: str, storage: str, space: dict, study: str, workdir: Path, n: int,
+                 extra: list[str] | None = None):
+        from autorag_hp.service.auth import KeyRing
+
+        self.keys = KeyRing.generate(("load",))
+        kpath = workdir / "keys.json"
+        kpath.write_text(json.dumps(self.keys))
+        self.ask_key = self.keys["clients"]["load"]["ask"]
+        self.fb_key = self.keys["clients"]["load"]["feedback"]
+        self.study = study
+        serve = ["--pipeline", pipeline, "--generator", "extractive", "--set", "embedding=bm25",
+                 "--space", json.dumps(space), "--storage", storage, "--study", study, "--keys", str(kpath),
+                 "--explore", "0.5", "--feedback-window", "120", "--log-level", "error", *(extra or [])]
+        self.replicas = [Replica(serve, log=workdir / f"replica{i}.log", name=f"replica{i}") for i in range(n)]
+
+    def start(self) -> Cluster:
+        for r in self.replicas:
+            r.launch()
+        for r in self.replicas:
+            r.wait_healthy(180)
+        return self
+
+    def stop(self) -> None:
+        for r in self.replicas:
+            r.stop()
+
+    @property
+    def urls(self) -> list[str]:
+        return [r.url for r in self.replicas]
+
+
+def questions(pipeline_path: str) -> list:
+    """The question set of a pipeline spec (loaded with the extractive generator: no model)."""
+    from autorag_hp.rag import load_pipeline
+
+    return load_pipeline(pipeline_path, generator="extractive").questions()
