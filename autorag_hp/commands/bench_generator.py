@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from autorag_hp.generators import bench
-from autorag_hp.generators.bench import BASELINE, VARIANTS
+from autorag_hp.evaluation import generator_bench as bench
+from autorag_hp.evaluation.generator_bench import BASELINE, VARIANTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 
-from .capabilities import has_native_bf16, has_vnni, relevant_flags
+from autorag_hp.generators.capabilities import has_native_bf16, has_vnni, relevant_flags
 
 VARIANTS = {
     "fp32": {"dtype": "float32"},
