@@ -10,7 +10,7 @@ import argparse
 import random
 
 from autorag_hp import Tuner
-from autorag_hp.commands.tune import default_reward
+from autorag_hp.evaluation.rewards import DEFAULT_OFFLINE_REWARD, reward_from_spec
 from autorag_hp.rag import load_pipeline
 
 ap = argparse.ArgumentParser()
@@ -21,13 +21,14 @@ args = ap.parse_args()
 
 pipe = load_pipeline("python_docs", generator=args.generator)  # a bundled name, or your own YAML path
 tuner = Tuner(pipe.space, policy=args.policy, seed=0)
+reward_of = reward_from_spec(DEFAULT_OFFLINE_REWARD)  # mean(token F1, gold-source MRR) - token cost
 questions = pipe.questions()
 random.Random(0).shuffle(questions)
 
 for i, item in enumerate((questions * 10)[: args.questions], 1):
-    trial = tuner.suggest()                       # a Config: chunk_size, top_k, embedding, prompt, temperature
+    trial = tuner.suggest(question=item.question) # a Config: chunk_size, top_k, embedding, prompt, temperature
     answer = pipe.run(item, trial.config)         # Answer(text, contexts, tokens, latency)
-    reward = default_reward(answer, item)         # token F1 + gold-source MRR - token cost
+    reward = reward_of.from_answer(answer, item)  # the reward `autorag-hp tune` uses by default
     tuner.report(trial.id, reward)
     if i % 10 == 0:
         print(f"{i:4d} questions  best so far: {tuner.best(1)[0]}")
