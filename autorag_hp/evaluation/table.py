@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 from autorag_hp.errors import AutoRAGHPError
 from autorag_hp.evaluation.cpu_kinds import cpu_key
+from autorag_hp.storage.urls import database_url, open_engine
 
 
 class TableMismatchError(AutoRAGHPError, ValueError):
@@ -93,10 +94,9 @@ RUNS = _appended(
     _required("host", sa.String(200)),
 )
 
+
 def to_url(target: str | os.PathLike) -> str:
     """A path becomes ``sqlite:///path``; ``postgresql://`` URLs get the psycopg 3 driver (:func:`database_url`)."""
-    from autorag_hp.storage.urls import database_url
-
     return database_url(target, paths=True)
 
 
@@ -114,21 +114,7 @@ class GridTable:
     def __init__(self, url: str, name: str = "grid"):
         self.url = to_url(url)
         self.name = name
-        kwargs: dict[str, Any] = {"future": True}
-        if self.url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 60}
-            kwargs["poolclass"] = sa.pool.NullPool
-        else:
-            kwargs["pool_pre_ping"] = True
-        self.engine = sa.create_engine(self.url, **kwargs)
-        if self.url.startswith("sqlite"):
-            @sa.event.listens_for(self.engine, "connect")
-            def _pragma(dbapi_conn, _):  # WAL: readers never block the writer; NORMAL survives a kill
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA busy_timeout=60000")
-                cur.close()
+        self.engine = open_engine(self.url, pool_per_connection=True)  # many worker processes share the file
         self.dialect = self.engine.dialect.name
         for _ in range(5):  # concurrent first opens may race on CREATE TABLE
             try:

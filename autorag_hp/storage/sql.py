@@ -32,7 +32,7 @@ from autorag_hp.storage.base import (
     require_trial,
     stats_from_events,
 )
-from autorag_hp.storage.urls import database_url
+from autorag_hp.storage.urls import database_url, open_engine
 
 SCHEMA_VERSION = 1
 metadata = sa.MetaData()
@@ -119,31 +119,19 @@ class SQLStorage(Storage):
         self.url = url
         url = database_url(url)
         self.dialect = sa.engine.make_url(url).get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
-        if self.dialect == "sqlite":
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
-            if sa.engine.make_url(url).database in (None, "", ":memory:"):
-                kwargs["poolclass"] = sa.pool.StaticPool
-        else:
-            kwargs["pool_pre_ping"] = True
+        if sqlite_synchronous.upper() not in ("NORMAL", "FULL", "OFF"):
+            raise InvalidStorageError("sqlite_synchronous must be NORMAL, FULL or OFF")
+
+        def _on_connect(dbapi_conn) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
         try:
-            self.engine = sa.create_engine(url, **kwargs)
+            self.engine = open_engine(url, synchronous=sqlite_synchronous, shared_across_threads=True,
+                                      on_connect=_on_connect, echo=echo)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise InvalidStorageError(f"cannot use storage URL {self.url!r}: {exc}") from None
         if self.dialect == "sqlite":
-            sync = sqlite_synchronous.upper()
-            if sync not in ("NORMAL", "FULL", "OFF"):
-                raise InvalidStorageError("sqlite_synchronous must be NORMAL, FULL or OFF")
-
-            @sa_event.listens_for(self.engine, "connect")
-            def _on_connect(dbapi_conn, _record):
-                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA synchronous={sync}")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
-
             @sa_event.listens_for(self.engine, "begin")
             def _on_begin(conn):
                 if conn.get_execution_options().get("autorag_readonly"):

@@ -1,4 +1,5 @@
-"""The one place a database location becomes an SQLAlchemy URL (the tuner's storage, grid tables, Optuna).
+"""The one place a database location becomes an SQLAlchemy URL (the tuner's storage, grid tables, Optuna), and
+where the tuner's storage and the grid tables open their engine (:func:`open_engine`).
 
 * ``postgresql://`` / ``postgres://`` get the psycopg 3 driver (``postgresql+psycopg://``), the driver we
   install; when only psycopg2 is importable they are left to SQLAlchemy's default (psycopg2).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 _POSTGRES = ("postgresql://", "postgres://")
 
@@ -26,3 +28,42 @@ def database_url(target: str | os.PathLike, *, paths: bool = False) -> str:
         return s
     Path(s).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(s).resolve()}"
+
+
+def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads: bool = False,
+                pool_per_connection: bool = False, on_connect: Any = None, **kwargs: Any):
+    """An SQLAlchemy engine for ``url`` (already a :func:`database_url`) as autorag-hp's stores want it.
+
+    SQLite: WAL (readers never block the writer), ``PRAGMA synchronous`` (``NORMAL`` survives a killed process,
+    ``FULL`` also a power loss) and a 60 s busy timeout, so concurrent processes wait instead of failing;
+    ``shared_across_threads`` lets one connection serve several threads (an in-memory database keeps one);
+    ``pool_per_connection`` opens a fresh connection each time (several processes writing one file).
+    PostgreSQL: connections are checked before use (a restarted server is not an error). ``on_connect(dbapi
+    connection)`` runs after the pragmas, for a store's own settings; other keywords go to ``create_engine``.
+    """
+    import sqlalchemy as sa
+
+    sync = synchronous.upper()
+    if sync not in ("NORMAL", "FULL", "OFF"):
+        raise ValueError("sqlite synchronous must be NORMAL, FULL or OFF")
+    sqlite = sa.engine.make_url(url).get_backend_name() == "sqlite"
+    kwargs.setdefault("future", True)
+    if sqlite:
+        kwargs["connect_args"] = {"timeout": 60, **({"check_same_thread": False} if shared_across_threads else {})}
+        if sa.engine.make_url(url).database in (None, "", ":memory:"):
+            kwargs["poolclass"] = sa.pool.StaticPool
+        elif pool_per_connection:
+            kwargs["poolclass"] = sa.pool.NullPool
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = sa.create_engine(url, **kwargs)
+    if sqlite:
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sync}")
+            cur.close()
+            if on_connect is not None:
+                on_connect(dbapi_conn)
+    return engine
