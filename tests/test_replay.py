@@ -184,3 +184,34 @@ def test_live_run_on_a_real_pipeline_agrees_with_the_replay_of_its_grid(tmp_path
         assert live["served"] == pytest.approx(float(rep["served"][0]))
         assert live["recall@5"] == float(rep["recall@5"][0])
         assert live["deployed"] == pytest.approx(float(rep["deployed"][0]))
+
+
+@pytest.mark.parametrize("stale", [0, 3])
+def test_stale_replay_equals_a_tuner_whose_reports_arrive_late(stale):
+    """replay(stale=K) is a Tuner whose reports of a decision arrive K decisions later (a lagging replica)."""
+    space = SearchSpace({"retrieval": {"top_k": [1, 3, 5], "embedding": ["bm25", "minilm"]},
+                         "generation": {"prompt": ["a", "b", "c"]}})
+    R = SyntheticTable.make(space, seed=3).replay_table(30).reward_matrix(0.5)
+    batch, n = 2, 30
+    tuner = Tuner(space, policy="hier_ucb", seed=4, batch_size=batch)
+    stream = question_stream(R.shape[1], n * batch + batch, 4)
+    waiting, served = [], []
+    for d in range(n):
+        trials = []
+        for slot in range(batch):
+            q = int(stream[d * batch + slot])
+            trial = tuner.suggest(question=str(q))
+            trials.append((trial.id, float(R[space.index(trial.config), q])))
+        served += [r for _, r in trials]
+        waiting.append(trials)
+        while len(waiting) > stale:
+            for tid, r in waiting.pop(0):
+                tuner.report(tid, r)
+    res = replay(R, space, "hier_ucb", batch=batch, seed=4, fractions=[n * batch / R.size], stale=stale)
+    assert res["served"][-1] == pytest.approx(np.mean(served), abs=1e-12)
+    assert res["deployed"][-1] == pytest.approx(grid_scores(R)[space.index(tuner.best(1)[0].config)])
+    if stale:
+        exact = replay(R, space, "hier_ucb", batch=batch, seed=4, fractions=[n * batch / R.size])
+        assert exact["served"][-1] != res["served"][-1]  # the lag changed what was served
+    with pytest.raises(ValueError, match="stale"):
+        replay(R, space, "hier_ucb", stale=-1)

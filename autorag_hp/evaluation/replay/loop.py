@@ -39,8 +39,13 @@ def replay(
     rule: str = "policy",
     policy_params: Mapping[str, Any] | None = None,
     truth: np.ndarray | None = None,
+    stale: int = 0,
 ) -> dict[str, np.ndarray]:
     """Play one policy (a registered name or ``factory(space, seed)``) on reward matrix ``R`` (C × Q).
+
+    ``stale``: the policy decides from a state that lacks the rewards of its last ``stale`` decisions (they
+    are credited ``stale`` decisions late; the decisions themselves count as pending at once): the view of a
+    replica whose state lags the shared log by up to ``stale`` decisions (``stale × batch`` reports). 0: exact.
 
     ``truth``: the score of every configuration that the outcome is judged by (default: grid's mean over
     the columns of ``R``; a held-out part of the questions, or a synthetic table's true means).
@@ -51,9 +56,13 @@ def replay(
     configuration, 1 = a median one). A policy that runs out of suggestions (grid) stops; its later
     checkpoints repeat its final state.
     """
+    from collections import deque
+
     from autorag_hp.ranking import check_rule, top_indices
 
     check_rule(rule)
+    if isinstance(stale, bool) or not isinstance(stale, int) or stale < 0:
+        raise ValueError(f"stale must be a whole number of decisions >= 0, got {stale!r}")
     C, Q = R.shape
     if C != space.size:
         raise ValueError(f"reward matrix has {C} rows but the space has {space.size} configurations")
@@ -72,6 +81,7 @@ def replay(
     index_of: dict[str, int] = {}
     w = 1.0 / batch
     calls, total, c = 0, 0.0, 0
+    late: deque = deque()  # decisions whose rewards the policy has not seen yet (``stale``)
     while c < len(cps):
         if not pol.exhausted:
             sel = pol.select()
@@ -83,8 +93,11 @@ def replay(
             pol.observe_decision(cfg, decision)
             qs = stream[calls:calls + batch]
             rs = R[i, qs]
-            for q, r in zip(qs.tolist(), rs.tolist()):  # the question names the cell: a revisit is no new sample
-                pol.update(cfg, r, w, decision.asking(q))
+            late.append((cfg, decision, qs.tolist(), rs.tolist()))
+            while len(late) > stale:
+                d_cfg, d, d_qs, d_rs = late.popleft()
+                for q, r in zip(d_qs, d_rs):  # the question names the cell: a revisit is no new sample
+                    pol.update(d_cfg, r, w, d.asking(q))
             total += float(rs.sum())
             calls += batch
         exhausted = pol.exhausted
