@@ -12,12 +12,13 @@ pytest.importorskip("fastapi")
 SPACE = {"chunk_size": [256, 512], "top_k": [1, 3, 5]}
 FIXED = {"embedding": "bm25"}
 KEYS = {
-    "clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789"},
+    "clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789", "score": "score-web-0123456789"},
                 "bot": {"ask": "ask-bot-0123456789", "feedback": "fb-bot-0123456789"}},
     "admin": ["admin-0123456789ab"],
 }
 ASK = {"Authorization": "Bearer ask-web-0123456789"}
 FB = {"Authorization": "Bearer fb-web-0123456789"}
+SCORE = {"Authorization": "Bearer score-web-0123456789"}
 FB_BOT = {"Authorization": "Bearer fb-bot-0123456789"}
 ADMIN = {"X-API-Key": "admin-0123456789ab"}
 Q = "How do I copy a file in Python?"
@@ -93,7 +94,7 @@ def test_reference_is_scored_by_the_service(pipeline, tmp_path):
     client, ctl = make_client(pipeline, tmp_path)
     with client:
         ref = pipeline.questions()[0]
-        r = client.post("/v1/ask", json={"question": ref.question, "reference": ref.answer}, headers=ASK)
+        r = client.post("/v1/ask", json={"question": ref.question, "reference": ref.answer}, headers=SCORE)
         assert r.status_code == 200, r.text
         body = r.json()
         assert isinstance(body["reward"], float) and -1.0 <= body["reward"] <= 1.0
@@ -131,9 +132,10 @@ def test_rejected_requests_give_clear_4xx_and_change_nothing(pipeline, tmp_path)
             ("post", "/v1/feedback", {"json": {"trial_id": "no-dot", "reward": 1}, "headers": FB}, 422, "malformed_trial_id"),
             ("post", "/v1/feedback", {"json": {"trial_id": bogus, "reward": 1}, "headers": FB}, 404, "unknown_trial"),
             ("post", "/v1/feedback", {"json": {"trial_id": bogus, "reward": 1}, "headers": ADMIN}, 404, "unknown_trial"),
-            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}, "headers": FB_BOT}, 403, "not_your_trial"),
+            # another client's trial, or an altered signature: the same answer as an unknown trial
+            ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}, "headers": FB_BOT}, 404, "unknown_trial"),
             ("post", "/v1/feedback", {"json": {"trial_id": tid[:-1] + ("1" if tid[-1] != "1" else "2"), "reward": 1},
-                                      "headers": FB}, 403, "not_your_trial"),
+                                      "headers": FB}, 404, "unknown_trial"),
             ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1}, "headers": ASK}, 403, "forbidden"),
             ("post", "/v1/feedback", {"json": {"trial_id": tid, "reward": 1},
                                       "headers": {"Authorization": "Bearer wrong-key-0123456789"}}, 401, "unauthorized"),
@@ -142,7 +144,8 @@ def test_rejected_requests_give_clear_4xx_and_change_nothing(pipeline, tmp_path)
             ("post", "/v1/ask", {"json": {"question": "x" * 2001}, "headers": ASK}, 422, "invalid_request"),
             ("post", "/v1/ask", {"json": {"question": "   "}, "headers": ASK}, 422, "empty_question"),
             ("post", "/v1/ask", {"json": {"question": 42}, "headers": ASK}, 422, "invalid_request"),
-            ("post", "/v1/ask", {"json": {"question": Q, "reference": "r" * 9000}, "headers": ASK}, 422, "invalid_request"),
+            ("post", "/v1/ask", {"json": {"question": Q, "reference": "r" * 9000}, "headers": SCORE}, 422, "invalid_request"),
+            ("post", "/v1/ask", {"json": {"question": Q, "reference": "r"}, "headers": ASK}, 403, "forbidden"),
             ("post", "/v1/ask", {"content": b"{" + b" " * 20000 + b"}", "headers": {**ASK, **raw}}, 413, "body_too_large"),
             ("get", "/v1/best", {"headers": ASK}, 403, "forbidden"),
             ("get", "/v1/trials", {}, 401, "unauthorized"),
@@ -192,8 +195,8 @@ def test_metrics_openapi_health_and_dashboard_page(pipeline, tmp_path):
         client.post("/v1/ask", json={"question": Q}, headers=ASK)
         client.post("/v1/ask", json={"question": Q}, headers=FB)
         text = client.get("/metrics").text
-        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="200"} 1' in text
-        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="403"} 1' in text
+        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="200"} 1.0' in text
+        assert 'autorag_http_requests_total{method="POST",path="/v1/ask",status="403"} 1.0' in text
         assert "# TYPE autorag_pipeline_seconds histogram" in text and "autorag_decisions 1.0" in text
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/v1/ask", "/v1/feedback", "/v1/best", "/v1/arms", "/v1/trials", "/healthz", "/metrics"} <= set(paths)

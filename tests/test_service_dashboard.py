@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-KEYS = {"clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789"}},
+KEYS = {"clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789", "score": "score-web-0123456789"}},
         "admin": ["admin-0123456789ab"]}
-ASK = {"Authorization": "Bearer ask-web-0123456789"}
+SCORE = {"Authorization": "Bearer score-web-0123456789"}  # asks; may send a reference for the service to score
 FB = {"Authorization": "Bearer fb-web-0123456789"}
 ARTIFACTS = Path(os.environ.get("AUTORAG_HP_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
 
@@ -52,7 +52,7 @@ def seed_traffic(url: str, n: int = 40) -> None:
     with httpx.Client(timeout=30) as http:
         for i, item in enumerate(qs):
             body = {"question": item.question, **({"reference": item.answer} if i % 2 == 0 else {})}
-            r = http.post(url + "/v1/ask", json=body, headers=ASK)
+            r = http.post(url + "/v1/ask", json=body, headers=SCORE)
             assert r.status_code == 200, r.text
             if i % 2:
                 thumbs = "up" if r.json()["config"]["top_k"] >= 3 else "down"

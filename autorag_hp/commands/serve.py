@@ -3,13 +3,15 @@
     autorag-hp serve --pipeline python_docs --storage sqlite:///tuning.db --keys keys.json
 
 Several replicas share one PostgreSQL store: run the same command with ``--storage postgresql://...`` and the
-same ``--keys`` file on several ports or hosts.
+same ``--keys`` file on several ports or hosts. The ``--*-timeout``, ``--limit-concurrency`` and
+``--max-header-bytes`` defaults are safe on a public port (:mod:`autorag_hp.service.server`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from autorag_hp import overrides
@@ -57,6 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--insecure-no-auth", action="store_true", help="no API keys at all (local experiments only)")
     s.add_argument("--max-body", type=int, default=16384, help="largest accepted request body in bytes")
     s.add_argument("--max-question-chars", type=int, default=None, help="default: the pipeline's limit")
+    s.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's line and headers (default 10)")
+    s.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds a request's whole body may take to arrive, else 408 (default 30)")
+    s.add_argument("--keep-alive", type=int, default=5, help="seconds an idle connection stays open (default 5)")
+    s.add_argument("--limit-concurrency", type=int, default=512,
+                   help="open connections + requests in flight per process; past it requests get 503 (default 512)")
+    s.add_argument("--max-header-bytes", type=int, default=16384, help="largest request line + headers (default 16384)")
+    s.add_argument("--metrics-auth", action="store_true", help="GET /metrics needs the admin key (default: open)")
     s.add_argument("--log-level", default="warning")
     s.add_argument("--replica", default=None, help="name shown in /healthz and the dashboard")
 
@@ -77,8 +88,16 @@ def settings_from_args(args: argparse.Namespace):
         explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
         discount=args.discount, on_change=args.on_change, pipeline_tag=args.pipeline_tag,
         reward=_reward_arg(args.reward), reward_range=(lo, hi), max_body_bytes=args.max_body,
-        max_question_chars=args.max_question_chars, warm=args.warm, **kw,
+        max_question_chars=args.max_question_chars, warm=args.warm, body_timeout=args.body_timeout,
+        metrics_auth=args.metrics_auth, **kw,
     )
+
+
+def limits_from_args(args: argparse.Namespace):
+    from autorag_hp.service.server import HTTPLimits
+
+    return HTTPLimits(header_timeout=args.header_timeout, keep_alive=args.keep_alive,
+                      limit_concurrency=args.limit_concurrency, max_header_bytes=args.max_header_bytes)
 
 
 def _reward_arg(text: str | None):
@@ -107,11 +126,11 @@ def keys_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from autorag_hp.service import server
     from autorag_hp.service.app import create_app
 
     try:
+        limits = limits_from_args(args)
         settings = settings_from_args(args)
         keys = keys_from_args(args)
         app = create_app(settings, keys)
@@ -121,6 +140,6 @@ def run(args: argparse.Namespace) -> int:
     ctl = app.state.controller
     print(f"serving study {ctl.study!r} (pipeline tag {ctl.tag}, {ctl.space.size} configurations) on "
           f"http://{args.host}:{args.port}/  storage {settings.storage}", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # incidents (500s) go here
+    server.run(app, args.host, args.port, limits, log_level=args.log_level)
     return 0

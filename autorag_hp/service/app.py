@@ -3,7 +3,8 @@
 Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
 
 ==========================  ===============  ===================================================================
-``POST /v1/ask``            ask key          ``{question, reference?}`` → ``{answer, sources, trial_id, config, …}``
+``POST /v1/ask``            ask key          ``{question}`` → ``{answer, sources, trial_id, config, …}``
+                            score key        ``{question, reference}``: the service scores the answer and reports it
 ``POST /v1/feedback``       feedback key     ``{trial_id, reward | thumbs | rating}`` (one per trial, own client)
 ``GET /v1/best``            feedback/admin   best configurations with 95 % intervals
 ``GET /v1/arms``            feedback/admin   per hyper-parameter value: count, mean, interval
@@ -11,31 +12,36 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
 ``GET /v1/dashboard``       feedback/admin   everything the dashboard draws
 ``GET /``                   none             the dashboard page (give the key as ``/#key=…``)
 ``GET /healthz``            none             200 when the storage answers, else 503
-``GET /metrics``            none             Prometheus text format (this replica's counters)
+``GET /metrics``            none (or admin)  Prometheus text format (this replica's counters; admin key with
+                                             ``metrics_auth``)
 ==========================  ===============  ===================================================================
 
-Keys go in ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``). Errors are JSON
-``{"error": {"code", "message"}}``: 400 malformed JSON, 401 missing/unknown key, 403 wrong key for this
-endpoint or another client's trial, 404 unknown trial, 409 second feedback, 410 feedback window passed,
-413 body too large, 422 invalid field (NaN reward, over-long question, …), 503 storage unavailable
-(``Retry-After``). A rejected request changes nothing stored.
+Keys go in ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``); their scopes are in
+:mod:`autorag_hp.service.auth`. Bodies are checked strictly: a string is not a number and a bool is not a
+reward; ``reward`` is a number within the reward range, ``thumbs`` exactly ``"up"``, ``"down"``, ``1`` or
+``-1``, ``rating`` a number from 1 to 5. Errors are JSON ``{"error": {"code", "message"}}``: 400 malformed
+JSON, 401 missing/unknown key, 403 wrong key for this endpoint (an ask key sending a ``reference``), 404
+unknown trial, which is also the answer for another client's trial (the same body, so a key cannot probe which
+trial ids exist), 408 body not received within ``body_timeout``, 409 second feedback, 410 feedback window
+passed, 413 body too large, 422 invalid field (NaN reward, over-long question, ``thumbs: 0``, …), 500 with
+an incident id that the service log explains (a body never carries internal exception text), 503 storage
+unavailable (``Retry-After``). A rejected request changes nothing stored.
 """
 
+import asyncio
 import contextlib
-import math
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 
-from autorag_hp.service.controller import Controller, ServiceError, ServiceSettings
+from autorag_hp.service.controller import Controller, ServiceError, ServiceSettings, incident
+from autorag_hp.service.telemetry import Measure, Metrics
 
 STATIC = Path(__file__).parent / "static"
 _STORAGE_DOWN = {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError", "AdminShutdown",
                  "ConnectionTimeout", "PoolTimeout", "ConnectionFailure", "CannotConnectNow"}
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def storage_down(exc: BaseException) -> bool:
@@ -51,61 +57,13 @@ def storage_down(exc: BaseException) -> bool:
     return False
 
 
-class Telemetry:
-    """The service's own operational telemetry (request counters and latency histograms), rendered in Prometheus's
-    text exposition format at ``/metrics`` (no dependency). Not to be confused with answer-quality metrics
-    (:mod:`autorag_hp.evaluation.metrics`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.hist: dict[tuple[str, str], list[float]] = {}  # (name, endpoint) -> bucket counts + [sum, count]
-
-    def count(self, method: str, path: str, status: int) -> None:
-        with self._lock:
-            k = (method, path, status)
-            self.requests[k] = self.requests.get(k, 0) + 1
-
-    def observe(self, name: str, label: str, seconds: float) -> None:
-        with self._lock:
-            h = self.hist.setdefault((name, label), [0.0] * (len(_BUCKETS) + 2))
-            for i, b in enumerate(_BUCKETS):
-                if seconds <= b:
-                    h[i] += 1
-            h[-2] += seconds
-            h[-1] += 1
-
-    def render(self, gauges: dict[str, tuple[str, float | None]]) -> str:
-        lines = ["# HELP autorag_http_requests_total HTTP requests by method, path and status.",
-                 "# TYPE autorag_http_requests_total counter"]
-        with self._lock:
-            for (m, p, s), n in sorted(self.requests.items()):
-                lines.append(f'autorag_http_requests_total{{method="{m}",path="{p}",status="{s}"}} {n}')
-            helps = {"autorag_http_request_seconds": ("path", "Time spent handling a request (server side)."),
-                     "autorag_pipeline_seconds": ("stage", "Time inside the RAG pipeline per ask."),
-                     "autorag_service_overhead_seconds": ("stage", "Ask time outside the pipeline (tuner, storage).")}
-            for name in sorted({n for n, _ in self.hist}):
-                label, help_text = helps.get(name, ("label", name))
-                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-                for (n, lab), h in sorted(self.hist.items()):
-                    if n != name:
-                        continue
-                    for b, c in zip(_BUCKETS, h):
-                        lines.append(f'{name}_bucket{{{label}="{lab}",le="{b}"}} {int(c)}')
-                    lines.append(f'{name}_bucket{{{label}="{lab}",le="+Inf"}} {int(h[-1])}')
-                    lines.append(f'{name}_sum{{{label}="{lab}"}} {h[-2]:.6f}')
-                    lines.append(f'{name}_count{{{label}="{lab}"}} {int(h[-1])}')
-        for name, (help_text, value) in sorted(gauges.items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge",
-                      f"{name} {'NaN' if value is None or not math.isfinite(value) else repr(float(value))}"]
-        return "\n".join(lines) + "\n"
-
-
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``limit`` bytes with 413, by header or while streaming."""
+    """ASGI middleware: refuse bodies over ``limit`` bytes with 413 (by header or while streaming), and bodies
+    that have not fully arrived ``timeout`` seconds after the request head did with 408 (a stalled or slowly
+    dripping client). Both answers close the connection."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float | None = None):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -119,27 +77,39 @@ class BodyLimit:
                 if too_big:
                     return await _send_json(send, 413, "body_too_large", f"request body over {self.limit} bytes")
         seen = 0
-        started = refused = False
+        started = refused = body_done = False
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+
+        async def refuse(status: int, code: str, message: str):
+            nonlocal refused, started
+            refused = True
+            if not started:
+                started = True
+                await _send_json(send, status, code, message)
+            return {"type": "http.disconnect"}
 
         async def limited_receive():
-            nonlocal seen, refused, started
+            nonlocal seen, body_done
             if refused:
                 return {"type": "http.disconnect"}
-            msg = await receive()
+            if body_done or deadline is None:
+                msg = await receive()
+            else:
+                try:
+                    msg = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    return await refuse(408, "body_timeout", f"the request body did not arrive within {self.timeout:g} s")
             if msg["type"] == "http.request":
+                body_done = not msg.get("more_body", False)
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:  # a chunked body without Content-Length: refuse it mid-stream
-                    refused = True
-                    if not started:
-                        started = True
-                        await _send_json(send, 413, "body_too_large", f"request body over {self.limit} bytes")
-                    return {"type": "http.disconnect"}
+                    return await refuse(413, "body_too_large", f"request body over {self.limit} bytes")
             return msg
 
         async def guarded_send(msg):
             nonlocal started
             if refused:
-                return  # the 413 already went out; drop whatever the app answers to the cut body
+                return  # the 413 / 408 already went out; drop whatever the app answers to the cut body
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -151,38 +121,14 @@ class BodyLimit:
                 raise
 
 
-class Measure:
-    """ASGI middleware: count requests by route and status, time them."""
-
-    def __init__(self, app, telemetry: Telemetry):
-        self.app, self.telemetry = app, telemetry
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
-        status = 500
-
-        async def tracking_send(msg):
-            nonlocal status
-            if msg["type"] == "http.response.start":
-                status = msg["status"]
-            await send(msg)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "other"
-            self.telemetry.count(scope.get("method", "?"), route, status)
-            self.telemetry.observe("autorag_http_request_seconds", route, time.perf_counter() - t0)
-
-
 async def _send_json(send, status: int, code: str, message: str) -> None:
+    """An error answer sent before the body was read: it closes the connection (the unread rest is dropped)."""
     import json
 
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -193,8 +139,8 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
 
     from fastapi import Depends, FastAPI, Query
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictStr
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from autorag_hp.service.auth import KeyRing
@@ -202,14 +148,15 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     settings = settings or ServiceSettings()
     keys = keys or KeyRing.open()
     ctl = controller or Controller(settings, keys, pipeline=pipeline, clock=clock)
-    telemetry = Telemetry()
+    metrics = Metrics(ctl)
     qmax = ctl.max_question_chars
 
     class AskRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)
         question: StrictStr = Field(..., min_length=1, max_length=qmax, description="the user's question")
         reference: StrictStr | None = Field(None, max_length=settings.max_reference_chars,
-                                            description="a reference answer: the service scores the answer itself")
+                                            description="a reference answer: the service scores the answer itself "
+                                            "and reports it (needs a key with the score scope)")
 
     class AskResponse(BaseModel):
         answer: str
@@ -222,11 +169,18 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
         timing_ms: dict[str, float]
 
     class FeedbackRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", strict=True)  # a string is not a number, a bool not a reward
         trial_id: StrictStr = Field(..., min_length=3, max_length=100)
         reward: float | None = Field(None, allow_inf_nan=False, description="a reward within the reward range")
-        thumbs: Literal["up", "down"] | bool | None = Field(None, description="up / down")
+        thumbs: Literal["up", "down", 1, -1] | None = Field(None, description='"up" / "down", or 1 / -1')
         rating: float | None = Field(None, ge=1, le=5, allow_inf_nan=False, description="stars, 1 to 5")
+
+        @field_validator("thumbs", mode="before")
+        @classmethod
+        def _exact_thumbs(cls, v: Any) -> Any:
+            if v is not None and (type(v) not in (int, str) or v not in ("up", "down", 1, -1)):
+                raise ValueError('thumbs must be exactly "up", "down", 1 or -1')  # True == 1 and 1.0 == 1 are not
+            return v
 
     class FeedbackResponse(BaseModel):
         trial_id: str
@@ -242,7 +196,7 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
                   description="Tunes a RAG pipeline's hyper-parameters with hierarchical bandits while it answers "
                   "questions. Send keys as 'Authorization: Bearer KEY'.")
     app.state.controller = ctl
-    app.state.telemetry = telemetry
+    app.state.metrics = metrics
 
     def err(status: int, code: str, message: str, headers: dict | None = None):
         return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
@@ -272,9 +226,10 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception):
         if storage_down(exc):
-            return err(503, "storage_unavailable", f"the tuning storage is unavailable ({type(exc).__name__}); "
-                       "retry shortly", {"Retry-After": "1"})
-        return err(500, "internal_error", f"{type(exc).__name__}: {exc}")
+            return err(503, "storage_unavailable", "the tuning storage is unavailable; retry shortly",
+                       {"Retry-After": "1"})
+        ref = incident(f"{request.method} {request.url.path} failed", exc)
+        return err(500, "internal_error", f"internal error (incident {ref} in the service log)")
 
     def principal(*roles: str):
         from fastapi import HTTPException
@@ -286,7 +241,7 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
             if who is None:
                 raise HTTPException(401, "missing or unknown API key: send 'Authorization: Bearer KEY'",
                                     headers={"WWW-Authenticate": "Bearer"})
-            if who.role != "admin" and who.role not in roles:
+            if not any(who.can(r) for r in (*roles, "admin")):
                 raise HTTPException(403, f"a {who.role} key cannot call this endpoint (needs: {', '.join(roles)} or admin)")
             return who
 
@@ -301,16 +256,16 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
             raise
         except Exception as exc:
             if storage_down(exc):
-                raise ServiceError(503, "storage_unavailable", f"the tuning storage is unavailable "
-                                   f"({type(exc).__name__}); retry shortly") from exc
+                incident("the tuning storage is unavailable", exc)
+                raise ServiceError(503, "storage_unavailable", "the tuning storage is unavailable; retry shortly") from exc
             raise
 
     @app.post("/v1/ask", response_model=AskResponse, tags=["tuning"],
               summary="Answer a question with the configuration the tuner chooses")
     async def ask(body: AskRequest, who=Depends(principal("ask"))):
         out = await run_sync(ctl.ask, body.question, body.reference, who)
-        telemetry.observe("autorag_pipeline_seconds", "run", out["timing_ms"]["pipeline"] / 1e3)
-        telemetry.observe("autorag_service_overhead_seconds", "ask", out["timing_ms"]["tuner"] / 1e3)
+        metrics.pipeline_seconds.observe(out["timing_ms"]["pipeline"] / 1e3)
+        metrics.overhead_seconds.observe(out["timing_ms"]["tuner"] / 1e3)
         return out
 
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["tuning"],
@@ -343,26 +298,21 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
         try:
             await run_sync(ctl.healthy)
         except Exception as exc:
-            return err(503, "storage_unavailable", f"storage unavailable: {type(exc).__name__}", {"Retry-After": "1"})
+            incident("health check: the storage does not answer", exc)
+            return err(503, "storage_unavailable", "storage unavailable", {"Retry-After": "1"})
         return {"status": "ok", "study": ctl.study, "pipeline_tag": ctl.tag, "replica": settings.replica}
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse, summary="Prometheus metrics")
+    @app.get("/metrics", tags=["ops"], response_class=Response, summary="Prometheus metrics",
+             dependencies=[Depends(principal("admin"))] if settings.metrics_auth else [])
     async def prom():
-        pol = ctl.policy
-        gauges = {
-            "autorag_decisions": ("Decisions this replica has folded from the shared log.", float(pol.t)),
-            "autorag_explore_share": ("Share of decisions that explored.", pol.explore_share),
-            "autorag_explore_cap": ("Configured share of traffic allowed to explore.", pol.explore),
-            "autorag_asks_total": ("Asks answered by this replica.", float(ctl.counters["asks"])),
-            "autorag_feedback_total": ("Feedback recorded by this replica.", float(ctl.counters["feedback"])),
-            "autorag_scored_total": ("Asks scored against a reference by this replica.", float(ctl.counters["scored"])),
-        }
-        return PlainTextResponse(telemetry.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8")
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
         return HTMLResponse((STATIC / "dashboard.html").read_text(encoding="utf-8"))
 
-    app.add_middleware(Measure, telemetry=telemetry)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)  # outermost: nothing reads a refused body
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout)
+    app.add_middleware(Measure, metrics=metrics)  # outermost: it counts the 413 / 408 that BodyLimit answers
     return app

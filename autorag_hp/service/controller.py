@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
+import secrets
 import socket
 import threading
 import time
@@ -27,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autorag_hp.service.auth import KeyRing, Principal, TicketError
+from autorag_hp.service.auth import KeyRing, MalformedTicketError, Principal, TicketError
+
+log = logging.getLogger("autorag_hp.service")
 
 
 class ServiceError(Exception):
@@ -36,6 +40,14 @@ class ServiceError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+def incident(what: str, exc: BaseException) -> str:
+    """Log ``exc`` with its traceback under a fresh incident id and return the id: error bodies name the id,
+    never the exception's own text (which may carry paths, SQL or data)."""
+    ref = secrets.token_hex(6)
+    log.error("%s [incident %s]", what, ref, exc_info=exc)
+    return ref
 
 
 @dataclass
@@ -64,6 +76,8 @@ class ServiceSettings:
     max_body_bytes: int = 16384
     max_question_chars: int | None = None
     max_reference_chars: int = 8000
+    body_timeout: float = 30.0  # seconds a request's whole body may take to arrive (408 after)
+    metrics_auth: bool = False  # True: GET /metrics needs the admin key
     warm: bool = False
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
@@ -75,6 +89,8 @@ class ServiceSettings:
             raise ValueError(f"reward_range must be two finite numbers lo < hi, got {self.reward_range!r}")
         if self.max_body_bytes < 256:
             raise ValueError("max_body_bytes must be at least 256")
+        if not (math.isfinite(self.body_timeout) and self.body_timeout > 0):
+            raise ValueError(f"body_timeout must be a positive number of seconds, got {self.body_timeout!r}")
 
 
 class Controller:
@@ -145,6 +161,9 @@ class Controller:
         from autorag_hp.types import QAItem
 
         t0 = time.perf_counter()
+        if reference is not None and not who.can("score"):
+            raise ServiceError(403, "forbidden", f"this {who.role} key cannot send a reference: scoring by reference "
+                               "reports a reward at once, which needs a key with the score scope")
         q = self.check_question(question)
         if reference is not None:
             if len(reference) > self.settings.max_reference_chars:
@@ -157,7 +176,8 @@ class Controller:
         try:
             answer = self.pipeline.run(q, {**self.fixed, **trial.config.to_dict()})
         except Exception as exc:  # the trial stays pending and expires: nothing is credited
-            raise ServiceError(500, "pipeline_failed", f"the pipeline failed: {type(exc).__name__}: {exc}") from exc
+            ref = incident("the pipeline failed", exc)
+            raise ServiceError(500, "pipeline_failed", f"the pipeline failed (incident {ref} in the service log)") from exc
         t2 = time.perf_counter()
         reward = None
         if reference is not None:
@@ -202,21 +222,24 @@ class Controller:
     def feedback(self, ticket: str, value: float, who: Principal) -> dict[str, Any]:
         from autorag_hp.errors import TrialAlreadyReportedError, TrialExpiredError, UnknownTrialError
 
+        admin = who.can("admin")
+
+        def unknown(tid: str) -> ServiceError:
+            # another client's trial (or an altered signature) and a trial that does not exist get this same answer,
+            # found without reading the storage, so a key cannot probe which trial ids exist
+            return ServiceError(404, "unknown_trial", f"no trial {tid!r} " + ("" if admin else "asked by your client ")
+                                + f"in study {self.study!r}")
+
         try:
-            tid = self.keys.parse_ticket(self.study, ticket, None if who.role == "admin" else who.client)
-        except TicketError as exc:
-            tid, _, _ = ticket.partition(".")
-            if "malformed" in str(exc):
-                raise ServiceError(422, "malformed_trial_id", str(exc)) from None
-            try:
-                self.tuner.trial(tid)
-            except UnknownTrialError:
-                raise ServiceError(404, "unknown_trial", f"no trial {tid!r} in study {self.study!r}") from None
-            raise ServiceError(403, "not_your_trial", str(exc)) from None
+            tid = self.keys.parse_ticket(self.study, ticket, None if admin else who.client)
+        except MalformedTicketError as exc:
+            raise ServiceError(422, "malformed_trial_id", str(exc)) from None
+        except TicketError:
+            raise unknown(ticket.partition(".")[0]) from None
         try:
             self.tuner.report(tid, value)
         except UnknownTrialError:
-            raise ServiceError(404, "unknown_trial", f"no trial {tid!r} in study {self.study!r}") from None
+            raise unknown(tid) from None
         except TrialAlreadyReportedError:
             raise ServiceError(409, "already_reported", f"trial {tid!r} already has its reward; one per trial") from None
         except TrialExpiredError:
