@@ -3,6 +3,7 @@
 import math
 import multiprocessing as mp
 import threading
+import uuid
 
 import pytest
 
@@ -300,3 +301,49 @@ def test_one_database_url_rule_for_storage_grid_tables_and_optuna(tmp_path):
     assert database_url("grid.sqlite") == "grid.sqlite"  # a bare path is a URL only where paths are allowed
     path = tmp_path / "sub" / "grid.sqlite"
     assert to_url(path) == f"sqlite:///{path.resolve()}" and path.parent.is_dir()
+
+
+# --- schema: fresh databases and concurrent start-up -------------------------------------------
+@pytest.fixture
+def fresh_pg(pg_url):
+    """A PostgreSQL database of its own (created for the test, dropped after), for tests that need an empty one."""
+    import psycopg
+
+    name = f"autorag_race_{uuid.uuid4().hex[:10]}"
+    admin = pg_url.replace("postgresql://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _start_up(url, barrier, w):
+    from autorag_hp.storage.sql import SQLStorage
+
+    barrier.wait(60)  # every process opens the fresh database at the same moment
+    st = SQLStorage(url)
+    st.open_study("race", SPACE)
+    st.suggest("race", _trial(f"w{w}", w % 6))
+    st.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_processes_starting_at_once_on_a_fresh_database_all_succeed(request, tmp_path, db):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}" if db == "sqlite" else request.getfixturevalue("fresh_pg")
+    ctx = mp.get_context("spawn")
+    n = 6
+    barrier = ctx.Barrier(n)
+    procs = [ctx.Process(target=_start_up, args=(url, barrier, w)) for w in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * n
+    st = open_storage(url)
+    try:
+        assert st.studies() == ["race"] and len(st.trials("race")) == n
+    finally:
+        st.close()

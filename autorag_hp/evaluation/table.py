@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from autorag_hp.errors import AutoRAGHPError
 from autorag_hp.evaluation.cpu_kinds import cpu_key
-from autorag_hp.storage.urls import database_url, open_engine
+from autorag_hp.storage.urls import create_schema, database_url, open_engine
 
 
 class TableMismatchError(AutoRAGHPError, ValueError):
@@ -116,12 +116,7 @@ class GridTable:
         self.name = name
         self.engine = open_engine(self.url, pool_per_connection=True)  # many worker processes share the file
         self.dialect = self.engine.dialect.name
-        for _ in range(5):  # concurrent first opens may race on CREATE TABLE
-            try:
-                _md.create_all(self.engine)
-                break
-            except sa.exc.SQLAlchemyError:
-                time.sleep(0.2)
+        create_schema(self.engine, _md)  # concurrent first opens would race on CREATE TABLE
 
     # ------------------------------------------------------------------------------------------ opening
     @classmethod

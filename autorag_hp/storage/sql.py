@@ -32,7 +32,7 @@ from autorag_hp.storage.base import (
     require_trial,
     stats_from_events,
 )
-from autorag_hp.storage.urls import database_url, open_engine
+from autorag_hp.storage.urls import create_schema, database_url, open_engine
 
 SCHEMA_VERSION = 1
 metadata = sa.MetaData()
@@ -150,7 +150,7 @@ class SQLStorage(Storage):
             self._integrity_errors = (sqlite3.IntegrityError,)
         self._ids: dict[str, int] = {}
         self._ids_lock = threading.Lock()
-        metadata.create_all(self.engine, checkfirst=True)
+        create_schema(self.engine, metadata)  # several replicas may start at once on a fresh database
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _read(self):

@@ -1,5 +1,6 @@
 """The one place a database location becomes an SQLAlchemy URL (the tuner's storage, grid tables, Optuna), and
-where the tuner's storage and the grid tables open their engine (:func:`open_engine`).
+where the tuner's storage and the grid tables open their engine (:func:`open_engine`) and create their tables
+(:func:`create_schema`, safe when several processes start at once on a fresh database).
 
 * ``postgresql://`` / ``postgres://`` get the psycopg 3 driver (``postgresql+psycopg://``), the driver we
   install; when only psycopg2 is importable they are left to SQLAlchemy's default (psycopg2).
@@ -9,8 +10,11 @@ where the tuner's storage and the grid tables open their engine (:func:`open_eng
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +71,35 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
             if on_connect is not None:
                 on_connect(dbapi_conn)
     return engine
+
+
+def create_schema(engine, metadata, migrate: Callable[[Any], None] | None = None, *, attempts: int = 8) -> None:
+    """Create ``metadata``'s missing tables, then run ``migrate(connection)`` (in the same transaction), safely
+    when several processes do it at once on a fresh database.
+
+    PostgreSQL: under a transaction-scoped advisory lock (one key per set of tables), so the second process
+    waits and then finds the tables (without it, two concurrent ``CREATE TABLE`` race in the catalog:
+    ``UniqueViolation ... pg_type_typname_nsp_index``). SQLite: create-if-not-exists, retried with a growing
+    pause when another process created a table between the check and the create, or held the lock. Either
+    way an error that persists through ``attempts`` is raised.
+    """
+    import sqlalchemy as sa
+
+    names = "\x00".join(sorted(metadata.tables))
+    key = int.from_bytes(hashlib.sha256(f"autorag_hp.schema\x00{names}".encode()).digest()[:8], "big", signed=True)
+    postgres = engine.dialect.name == "postgresql"
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                if postgres:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+                metadata.create_all(conn, checkfirst=True)
+                if migrate is not None:
+                    migrate(conn)
+            return
+        except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+            # "table ... already exists" / "database is locked" (SQLite), a catalog race with a process that
+            # took no lock (PostgreSQL): look again
+            if attempt == attempts - 1:
+                raise
+            time.sleep(min(0.05 * 2**attempt, 1.0))
