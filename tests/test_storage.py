@@ -31,7 +31,7 @@ from autorag_hp.storage import (
     TrialRecord,
     open_storage,
 )
-from autorag_hp.storage.base import stats_from_events
+from autorag_hp.storage.base import Snapshot, TrialPage, stats_from_events
 
 SPACE = SearchSpace({"top_k": [1, 3, 5], "prompt": ["a", "b"]})
 
@@ -52,9 +52,9 @@ def backend(request, tmp_path, unique_name):
     st.close()
 
 
-def _trial(i, cfg_index=0, expires=None, now=100.0):
+def _trial(i, cfg_index=0, expires=None, now=100.0, owner=None):
     cfg = SPACE.config_at(cfg_index)
-    return TrialRecord(f"tr{i}", cfg.to_json(), cfg.id, {"decision": i}, PENDING, now, expires)
+    return TrialRecord(f"tr{i}", cfg.to_json(), cfg.id, {"decision": i}, PENDING, now, expires, owner=owner)
 
 
 def test_suggest_report_events_and_stats(backend):
@@ -138,6 +138,9 @@ def test_a_study_never_opened_is_an_unknown_study_error(backend):
         "trials": lambda: st.trials(missing),
         "rebuild_stats": lambda: st.rebuild_stats(missing),
         "import_events": lambda: st.import_events(missing, log),
+        "trial_page": lambda: st.trial_page(missing),
+        "snapshot": lambda: st.snapshot(missing, "v"),
+        "save_snapshot": lambda: st.save_snapshot(missing, Snapshot("v", 1, "{}")),
     }
     for name, call in calls.items():
         with pytest.raises(UnknownStudyError, match=f"no study named '{missing}'") as info:
@@ -303,7 +306,75 @@ def test_one_database_url_rule_for_storage_grid_tables_and_optuna(tmp_path):
     assert to_url(path) == f"sqlite:///{path.resolve()}" and path.parent.is_dir()
 
 
-# --- schema: fresh databases and concurrent start-up -------------------------------------------
+# --- keyset listings -------------------------------------------------------------------------------------------
+def _all_pages(st, study, **kw):
+    out, after, pages = [], None, 0
+    while True:
+        page = st.trial_page(study, after=after, **kw)
+        assert isinstance(page, TrialPage) and len(page.trials) <= kw["limit"]
+        out += page.trials
+        pages += 1
+        if page.next is None:
+            return out, pages
+        assert len(page.trials) == kw["limit"]
+        after = page.next
+
+
+def test_trial_pages_by_keyset_with_every_filter(backend):
+    """Pages of any length, newest or oldest first, filtered by state and/or owner, concatenate to exactly the
+    filtered creation order, and the owner each trial was stored with comes back."""
+    st, study, _ = backend
+    owners = ["web", "bot", None]
+    for i in range(23):
+        st.suggest(study, _trial(i, i % 6, expires=150.0 if i % 5 == 0 else None, owner=owners[i % 3]))
+    for i in range(0, 23, 2):
+        if i % 5:
+            st.report(study, f"tr{i}", i / 10, 101.0)
+    st.expire(study, 160.0)
+    everything = st.trials(study)
+    assert {t.state for t in everything} == {PENDING, REPORTED, EXPIRED}
+    assert [t.owner for t in everything[:3]] == ["web", "bot", None] and st.trial(study, "tr3").owner == "web"
+    for state in (None, PENDING, REPORTED, EXPIRED):
+        for owner in (None, "web", "bot", "nobody"):
+            want = [t for t in everything if (state is None or t.state == state) and (owner is None or t.owner == owner)]
+            for newest_first in (True, False):
+                for limit in (1, 4, 100):
+                    got, pages = _all_pages(st, study, state=state, owner=owner, limit=limit, newest_first=newest_first)
+                    assert got == (want[::-1] if newest_first else want), (state, owner, newest_first, limit)
+                    assert pages == max(1, -(-len(want) // limit))
+    page = st.trial_page(study, limit=5)
+    assert [t.trial_id for t in page.trials] == [f"tr{i}" for i in range(22, 17, -1)]
+    assert st.trial_page(study, limit=5, after=page.next).trials[0].trial_id == "tr17"
+    for bad in ({"state": "nonsense"}, {"limit": 0}, {"limit": True}, {"after": -1}, {"after": "3"}):
+        with pytest.raises(ValueError):
+            st.trial_page(study, **bad)
+
+
+# --- snapshots -------------------------------------------------------------------------------------------------
+def test_snapshots_keep_the_newest_per_version_and_only_with_their_event(backend):
+    st, study, _ = backend
+    assert st.snapshot(study, "v1") is None
+    st.save_snapshot(study, Snapshot("v1", 5, '{"a": 5}'))
+    st.save_snapshot(study, Snapshot("v1", 3, '{"a": 3}'))  # older: kept out
+    st.save_snapshot(study, Snapshot("v2", 1, '{"b": 1}'))
+    assert st.snapshot(study, "v1") == Snapshot("v1", 5, '{"a": 5}') and st.snapshot(study, "v2").seq == 1
+    st.suggest(study, _trial(1), Snapshot("v1", 7, '{"a": 7}'))  # stored with the event, in its transaction
+    assert st.snapshot(study, "v1").seq == 7
+    with pytest.raises(DuplicateTrialError):
+        st.suggest(study, _trial(1), Snapshot("v1", 8, '{"a": 8}'))
+    with pytest.raises(UnknownTrialError):
+        st.report(study, "nope", 0.5, 101.0, Snapshot("v1", 9, '{"a": 9}'))
+    assert st.snapshot(study, "v1").seq == 7  # the refused events wrote no snapshot either
+    st.report(study, "tr1", 0.5, 101.0, Snapshot("v1", 10, '{"a": 10}'))
+    with pytest.raises(TrialAlreadyReportedError):
+        st.report(study, "tr1", 0.5, 102.0, Snapshot("v1", 11, '{"a": 11}'))
+    assert st.snapshot(study, "v1") == Snapshot("v1", 10, '{"a": 10}')
+    other = study + "_other"
+    st.open_study(other, SPACE)
+    assert st.snapshot(other, "v1") is None  # per study
+
+
+# --- schema: fresh databases, concurrent start-up, older databases -------------------------------------------
 @pytest.fixture
 def fresh_pg(pg_url):
     """A PostgreSQL database of its own (created for the test, dropped after), for tests that need an empty one."""
@@ -326,7 +397,7 @@ def _start_up(url, barrier, w):
     barrier.wait(60)  # every process opens the fresh database at the same moment
     st = SQLStorage(url)
     st.open_study("race", SPACE)
-    st.suggest("race", _trial(f"w{w}", w % 6))
+    st.suggest("race", _trial(f"w{w}", w % 6, owner=f"client{w}"))
     st.close()
 
 
@@ -345,5 +416,38 @@ def test_processes_starting_at_once_on_a_fresh_database_all_succeed(request, tmp
     st = open_storage(url)
     try:
         assert st.studies() == ["race"] and len(st.trials("race")) == n
+        assert {t.owner for t in st.trials("race")} == {f"client{w}" for w in range(n)}
+    finally:
+        st.close()
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_a_version_1_database_gains_owners_indexes_and_snapshots_when_opened(request, tmp_path, db):
+    """A database written before schema 2 (no owner column, no listing indexes, no snapshot table) opens, keeps
+    its trials (owner unknown) and serves listings and snapshots from then on."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if db == "sqlite" else request.getfixturevalue("fresh_pg")
+    st = open_storage(url)
+    st.open_study("old", SPACE)
+    for i in range(3):
+        st.suggest("old", _trial(i, i))
+    st.report("old", "tr1", 0.5, 101.0)
+    with st.engine.begin() as conn:  # back to version 1
+        for ix in ("autorag_trials_state_n", "autorag_trials_owner_state_n"):
+            conn.exec_driver_sql(f"DROP INDEX {ix}")
+        conn.exec_driver_sql("ALTER TABLE autorag_trials DROP COLUMN owner")
+        conn.exec_driver_sql("DROP TABLE autorag_snapshots")
+    st.close()
+    st = open_storage(url)
+    try:
+        names = {ix["name"] for ix in sa.inspect(st.engine).get_indexes("autorag_trials")}
+        assert {"autorag_trials_state_n", "autorag_trials_owner_state_n"} <= names
+        assert [(t.trial_id, t.owner) for t in st.trials("old")] == [("tr0", None), ("tr1", None), ("tr2", None)]
+        st.suggest("old", _trial(3, 3, owner="web"))
+        assert [t.trial_id for t in st.trial_page("old", owner="web").trials] == ["tr3"]
+        assert [t.trial_id for t in st.trial_page("old", state=REPORTED).trials] == ["tr1"]
+        st.save_snapshot("old", Snapshot("v", 4, "{}"))
+        assert st.snapshot("old", "v").seq == 4
     finally:
         st.close()

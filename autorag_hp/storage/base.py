@@ -18,7 +18,14 @@
   study that was never opened :class:`UnknownStudyError` (all in :mod:`autorag_hp.errors`, the same in every
   backend); in each case nothing is written.
 * **Thread and process safety.** Every method may be called from many threads; SQL backends may be shared by
-  many processes (and machines, for PostgreSQL).
+  many processes (and machines, for PostgreSQL), which may also start at once on a fresh database.
+* **Listings by keyset.** :meth:`Storage.trial_page` returns one page of trials in creation order (newest or
+  oldest first), optionally only one state's or one owner's, from an index: its cost does not grow with the
+  study's history. A page's ``next`` is the cursor of the following page.
+* **Snapshots.** A tuner may store its folded state at event ``seq`` (:class:`Snapshot`, keyed by a version
+  string the tuner derives from its policy and space) with the event that makes it due, in the same transaction
+  (``suggest(..., snapshot=)`` / ``report(..., snapshot=)``), or alone (:meth:`Storage.save_snapshot`). The
+  storage keeps, per study and version, the snapshot of the highest ``seq``; it never interprets the state.
 """
 
 from __future__ import annotations
@@ -94,6 +101,7 @@ class TrialRecord(NamedTuple):
     expires_at: float | None = None
     reward: float | None = None
     reported_at: float | None = None
+    owner: str | None = None  # the client that asked for it (listings show a client its own trials only)
 
     def overdue(self, now: float) -> bool:
         """Its deadline passed before ``now`` (a report at ``now`` comes too late)."""
@@ -102,11 +110,28 @@ class TrialRecord(NamedTuple):
     def as_reported(self, reward: float, now: float) -> TrialRecord:
         # built field by field, not by _replace: this is on every report's path (3x faster)
         return TrialRecord(
-            self.trial_id, self.config, self.config_id, self.info, REPORTED, self.created_at, self.expires_at, reward, now
+            self.trial_id, self.config, self.config_id, self.info, REPORTED, self.created_at, self.expires_at, reward, now,
+            self.owner,
         )
 
     def as_expired(self) -> TrialRecord:
         return self._replace(state=EXPIRED)
+
+
+class TrialPage(NamedTuple):
+    """One page of :meth:`Storage.trial_page`: the trials, and the cursor of the next page (``None``: the last)."""
+
+    trials: list[TrialRecord]
+    next: int | None
+
+
+class Snapshot(NamedTuple):
+    """A tuner's state folded over the events up to ``seq``, as JSON (``state``), under its ``version`` (a digest
+    of what the state depends on; a reader with another version ignores it)."""
+
+    version: str
+    seq: int
+    state: str
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,20 @@ def check_report(study: str, trial_id: str, trial: TrialRecord | None, now: floa
     return tr
 
 
+TRIAL_STATES = (PENDING, REPORTED, EXPIRED)
+
+
+def check_page(state: str | None, after: int | None, limit: int) -> None:
+    """ValueError for a listing's arguments that no backend accepts (unknown state, a cursor or limit that is not
+    a non-negative / positive int)."""
+    if state is not None and state not in TRIAL_STATES:
+        raise ValueError(f"state must be one of {', '.join(TRIAL_STATES)} or None, got {state!r}")
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+        raise ValueError(f"after must be a cursor from a previous page (an int >= 0) or None, got {after!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive int, got {limit!r}")
+
+
 class Storage(ABC):
     """Abstract storage. Implementations: :class:`MemoryStorage`, :class:`SQLStorage`."""
 
@@ -159,12 +198,15 @@ class Storage(ABC):
         """Create the study or open the existing one; raise StorageMismatchError if its space differs."""
 
     @abstractmethod
-    def suggest(self, study: str, trial: TrialRecord) -> int:
-        """Store a new pending trial and its ``suggest`` event; return the event's sequence number."""
+    def suggest(self, study: str, trial: TrialRecord, snapshot: Snapshot | None = None) -> int:
+        """Store a new pending trial and its ``suggest`` event; return the event's sequence number. A
+        ``snapshot`` is stored in the same transaction (as :meth:`save_snapshot`), and only if the trial is."""
 
     @abstractmethod
-    def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
-        """Mark the trial reported, append the ``report`` event, update aggregates; return (seq, trial)."""
+    def report(self, study: str, trial_id: str, reward: float, now: float,
+               snapshot: Snapshot | None = None) -> tuple[int, TrialRecord]:
+        """Mark the trial reported, append the ``report`` event, update aggregates; return (seq, trial). A
+        ``snapshot`` is stored in the same transaction (as :meth:`save_snapshot`), and only if the report is."""
 
     @abstractmethod
     def expire(self, study: str, now: float) -> list[TrialRecord]:
@@ -190,6 +232,21 @@ class Storage(ABC):
     @abstractmethod
     def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
         """All trials of the study (optionally only those in ``state``), in creation order."""
+
+    @abstractmethod
+    def trial_page(self, study: str, *, state: str | None = None, owner: str | None = None, after: int | None = None,
+                   limit: int = 100, newest_first: bool = True) -> TrialPage:
+        """Up to ``limit`` trials in creation order, newest first (or oldest first), only those in ``state`` and of
+        ``owner`` where given; ``after``: the ``next`` cursor of the previous page (newest first: the trials created
+        before it; oldest first: after it). Served from an index, in time independent of the study's size."""
+
+    @abstractmethod
+    def snapshot(self, study: str, version: str) -> Snapshot | None:
+        """The stored snapshot of ``version`` with the highest ``seq``; None if there is none."""
+
+    @abstractmethod
+    def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
+        """Store ``snapshot`` unless one of its version with a ``seq`` as high is stored already."""
 
     @abstractmethod
     def rebuild_stats(self, study: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -14,9 +15,12 @@ from autorag_hp.storage.base import (
     REPORT,
     SUGGEST,
     Event,
+    Snapshot,
     Stat,
     Storage,
+    TrialPage,
     TrialRecord,
+    check_page,
     check_report,
     check_space,
     require_trial,
@@ -24,14 +28,73 @@ from autorag_hp.storage.base import (
 )
 
 
+class _Order:
+    """The index listings read: the trials' creation numbers, ascending, per (owner, state) key (``None``: any)."""
+
+    __slots__ = ("lists", "ids")
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[str | None, str | None], list[int]] = {}
+        self.ids: dict[int, str] = {}  # creation number -> trial id
+
+    @staticmethod
+    def _keys(owner: str | None, state: str) -> tuple[tuple[str | None, str | None], ...]:
+        mine = ((None, None), (None, state))
+        return mine if owner is None else (*mine, (owner, None), (owner, state))
+
+    def add(self, n: int, trial_id: str, owner: str | None, state: str) -> None:
+        self.ids[n] = trial_id
+        for key in self._keys(owner, state):
+            bisect.insort(self.lists.setdefault(key, []), n)  # appended at the end: n only grows
+
+    def move(self, n: int, owner: str | None, old: str, new: str) -> None:
+        for key in self._keys(owner, old)[1::2]:  # the (.., old) lists
+            ns = self.lists[key]
+            del ns[bisect.bisect_left(ns, n)]
+        for key in self._keys(owner, new)[1::2]:
+            bisect.insort(self.lists.setdefault(key, []), n)
+
+    def numbers(self, owner: str | None, state: str | None) -> list[int]:
+        return self.lists.get((owner, state), [])
+
+    def page(self, owner: str | None, state: str | None, after: int | None, limit: int,
+             newest_first: bool) -> tuple[list[str], int | None]:
+        ns = self.numbers(owner, state)
+        if newest_first:
+            hi = len(ns) if after is None else bisect.bisect_left(ns, after)
+            got = ns[max(0, hi - limit - 1):hi][::-1]
+        else:
+            lo = 0 if after is None else bisect.bisect_right(ns, after)
+            got = ns[lo:lo + limit + 1]
+        more = len(got) > limit
+        got = got[:limit]
+        return [self.ids[n] for n in got], (got[-1] if more and got else None)
+
+
 class _Study:
-    __slots__ = ("meta", "events", "trials", "stats")
+    __slots__ = ("meta", "events", "trials", "stats", "order", "number", "snapshots")
 
     def __init__(self, meta: dict[str, Any]):
         self.meta = meta
         self.events: list[Event] = []
         self.trials: dict[str, TrialRecord] = {}
         self.stats: dict[str, list] = {}
+        self.order = _Order()
+        self.number: dict[str, int] = {}  # trial id -> creation number (its suggest event's seq)
+        self.snapshots: dict[str, Snapshot] = {}
+
+    def put_snapshot(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        old = self.snapshots.get(snapshot.version)
+        if old is None or old.seq < snapshot.seq:
+            self.snapshots[snapshot.version] = snapshot
+
+    def set_state(self, tr: TrialRecord) -> None:
+        """Replace a trial by its next state, keeping the listing index in step."""
+        old = self.trials[tr.trial_id]
+        self.trials[tr.trial_id] = tr
+        self.order.move(self.number[tr.trial_id], tr.owner, old.state, tr.state)
 
 
 class MemoryStorage(Storage):
@@ -61,20 +124,26 @@ class MemoryStorage(Storage):
         st.events.append(Event(seq, kind, tr.trial_id, tr.config, reward, tr.info, now))
         return seq
 
-    def suggest(self, study: str, trial: TrialRecord) -> int:
+    def suggest(self, study: str, trial: TrialRecord, snapshot: Snapshot | None = None) -> int:
         with self._lock:
             st = self._study(study)
             if trial.trial_id in st.trials:
                 raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}")
             st.trials[trial.trial_id] = trial
-            return self._append(st, SUGGEST, trial, None, trial.created_at)
+            seq = self._append(st, SUGGEST, trial, None, trial.created_at)
+            st.number[trial.trial_id] = seq
+            st.order.add(seq, trial.trial_id, trial.owner, trial.state)
+            st.put_snapshot(snapshot)
+            return seq
 
-    def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
+    def report(self, study: str, trial_id: str, reward: float, now: float,
+               snapshot: Snapshot | None = None) -> tuple[int, TrialRecord]:
         with self._lock:
             st = self._study(study)
             tr = check_report(study, trial_id, st.trials.get(trial_id), now).as_reported(reward, now)
-            st.trials[trial_id] = tr
+            st.set_state(tr)
             seq = self._append(st, REPORT, tr, reward, now)
+            st.put_snapshot(snapshot)
             a = st.stats.setdefault(tr.config_id, [tr.config, 0, 0.0, 0.0])
             a[1] += 1
             a[2] += reward
@@ -85,10 +154,11 @@ class MemoryStorage(Storage):
         with self._lock:
             st = self._study(study)
             out = []
-            for tid, tr in st.trials.items():
-                if tr.state == PENDING and tr.overdue(now):
+            for n in list(st.order.numbers(None, PENDING)):  # the pending trials only, in creation order
+                tr = st.trials[st.order.ids[n]]
+                if tr.overdue(now):
                     tr = tr.as_expired()
-                    st.trials[tid] = tr
+                    st.set_state(tr)
                     self._append(st, EXPIRE, tr, None, now)
                     out.append(tr)
             return out
@@ -99,7 +169,7 @@ class MemoryStorage(Storage):
             tr = require_trial(study, trial_id, st.trials.get(trial_id))
             if tr.state == PENDING:
                 tr = tr.as_expired()
-                st.trials[trial_id] = tr
+                st.set_state(tr)
                 self._append(st, EXPIRE, tr, None, now)
 
     def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
@@ -118,6 +188,22 @@ class MemoryStorage(Storage):
     def trials(self, study: str, state: str | None = None) -> list[TrialRecord]:
         with self._lock:
             return [t for t in self._study(study).trials.values() if state is None or t.state == state]
+
+    def trial_page(self, study: str, *, state: str | None = None, owner: str | None = None, after: int | None = None,
+                   limit: int = 100, newest_first: bool = True) -> TrialPage:
+        check_page(state, after, limit)
+        with self._lock:
+            st = self._study(study)
+            ids, nxt = st.order.page(owner, state, after, limit, newest_first)
+            return TrialPage([st.trials[t] for t in ids], nxt)
+
+    def snapshot(self, study: str, version: str) -> Snapshot | None:
+        with self._lock:
+            return self._study(study).snapshots.get(version)
+
+    def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._study(study).put_snapshot(snapshot)
 
     def rebuild_stats(self, study: str) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,69 +24,29 @@ from autorag_hp.storage.base import (
     PENDING,
     REPORT,
     SUGGEST,
+    TRIAL_STATES,
     Event,
+    Snapshot,
     Stat,
     Storage,
+    TrialPage,
     TrialRecord,
+    check_page,
     check_report,
     check_space,
     require_trial,
     stats_from_events,
 )
+from autorag_hp.storage.schema import (
+    SCHEMA_VERSION,
+    TRIAL_COLUMNS,
+    metadata,
+    migrate,
+    stats_t,
+    studies_t,
+    trials_t,
+)
 from autorag_hp.storage.urls import create_schema, database_url, open_engine
-
-SCHEMA_VERSION = 1
-metadata = sa.MetaData()
-_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-studies_t = sa.Table(
-    "autorag_studies",
-    metadata,
-    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("fingerprint", sa.String(32), nullable=False),
-    sa.Column("meta", sa.Text, nullable=False),
-    sa.Column("schema_version", sa.Integer, nullable=False, default=SCHEMA_VERSION),
-)
-events_t = sa.Table(
-    "autorag_events",
-    metadata,
-    sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("trial_id", sa.String(64), nullable=False),
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("reward", sa.Float, nullable=True),
-    sa.Column("info", sa.Text, nullable=False),
-    sa.Column("time", sa.Float, nullable=False),
-    sqlite_autoincrement=True,
-)
-trials_t = sa.Table(
-    "autorag_trials",
-    metadata,
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
-    sa.Column("trial_id", sa.String(64), primary_key=True),
-    sa.Column("n", _BigId, nullable=False),  # creation order within the storage
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("config_id", sa.String(32), nullable=False),
-    sa.Column("info", sa.Text, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("expires_at", sa.Float, nullable=True),
-    sa.Column("reward", sa.Float, nullable=True),
-    sa.Column("reported_at", sa.Float, nullable=True),
-    sa.Index("autorag_trials_pending", "study_id", "state", "expires_at"),
-)
-stats_t = sa.Table(
-    "autorag_stats",
-    metadata,
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
-    sa.Column("config_id", sa.String(32), primary_key=True),
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    sa.Column("sum", sa.Float, nullable=False),
-    sa.Column("sumsq", sa.Float, nullable=False),
-)
 
 # Hot-path statements run at the driver level (no SQLAlchemy compilation per call: 10x faster).
 # Written with :name parameters (sqlite3's named style); converted to %(name)s for psycopg.
@@ -97,9 +58,12 @@ _SQL = {
     "insert_event": "INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time) "
     "VALUES (:sid, :kind, :tid, :config, :reward, :info, :time) RETURNING seq",
     "insert_trial": "INSERT INTO autorag_trials (study_id, trial_id, n, config, config_id, info, state, created_at, "
-    "expires_at) VALUES (:sid, :tid, :n, :config, :cid, :info, 'pending', :created, :expires)",
-    "get_trial": "SELECT trial_id, config, config_id, info, state, created_at, expires_at, reward, reported_at "
-    "FROM autorag_trials WHERE study_id = :sid AND trial_id = :tid",
+    "expires_at, owner) VALUES (:sid, :tid, :n, :config, :cid, :info, 'pending', :created, :expires, :owner)",
+    "get_trial": f"SELECT {TRIAL_COLUMNS} FROM autorag_trials WHERE study_id = :sid AND trial_id = :tid",
+    "put_snapshot": "INSERT INTO autorag_snapshots (study_id, version, seq, state, written_at) "
+    "VALUES (:sid, :version, :seq, :state, :now) ON CONFLICT (study_id, version) DO UPDATE SET seq = excluded.seq, "
+    "state = excluded.state, written_at = excluded.written_at WHERE autorag_snapshots.seq < excluded.seq",
+    "get_snapshot": "SELECT seq, state FROM autorag_snapshots WHERE study_id = :sid AND version = :version",
     "mark_reported": "UPDATE autorag_trials SET state = 'reported', reward = :reward, reported_at = :now "
     "WHERE study_id = :sid AND trial_id = :tid",
     "events_after": "SELECT seq, kind, trial_id, config, reward, info, time FROM autorag_events "
@@ -150,7 +114,7 @@ class SQLStorage(Storage):
             self._integrity_errors = (sqlite3.IntegrityError,)
         self._ids: dict[str, int] = {}
         self._ids_lock = threading.Lock()
-        create_schema(self.engine, metadata)  # several replicas may start at once on a fresh database
+        create_schema(self.engine, metadata, migrate)  # several replicas may start at once on a fresh database
 
     # --- helpers ----------------------------------------------------------------------------------------
     def _read(self):
@@ -184,6 +148,11 @@ class SQLStorage(Storage):
         )
         return int(cur.fetchone()[0])
 
+    def _put_snapshot(self, conn, sid: int, snapshot: Snapshot | None) -> None:
+        if snapshot is not None:
+            self._x(conn, "put_snapshot", {"sid": sid, "version": snapshot.version, "seq": int(snapshot.seq),
+                                            "state": snapshot.state, "now": time.time()})
+
     @staticmethod
     def _trial(row) -> TrialRecord:
         return TrialRecord(
@@ -196,6 +165,7 @@ class SQLStorage(Storage):
             expires_at=row.expires_at,
             reward=row.reward,
             reported_at=row.reported_at,
+            owner=row.owner,
         )
 
     # --- the contract -----------------------------------------------------------------------------------
@@ -219,7 +189,7 @@ class SQLStorage(Storage):
                 return json.loads(row.meta)
         raise RuntimeError(f"could not open study {name!r}")  # pragma: no cover
 
-    def suggest(self, study: str, trial: TrialRecord) -> int:
+    def suggest(self, study: str, trial: TrialRecord, snapshot: Snapshot | None = None) -> int:
         info_json = json.dumps(trial.info, sort_keys=True)
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
@@ -229,13 +199,15 @@ class SQLStorage(Storage):
                 self._x(
                     conn, "insert_trial",
                     {"sid": sid, "tid": trial.trial_id, "n": seq, "config": trial.config, "cid": trial.config_id,
-                     "info": info_json, "created": trial.created_at, "expires": trial.expires_at},
+                     "info": info_json, "created": trial.created_at, "expires": trial.expires_at, "owner": trial.owner},
                 )
             except (sa.exc.IntegrityError, *self._integrity_errors) as exc:
                 raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}") from exc
+            self._put_snapshot(conn, sid, snapshot)
             return seq
 
-    def report(self, study: str, trial_id: str, reward: float, now: float) -> tuple[int, TrialRecord]:
+    def report(self, study: str, trial_id: str, reward: float, now: float,
+               snapshot: Snapshot | None = None) -> tuple[int, TrialRecord]:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
             self._write_lock(conn, sid)
@@ -245,6 +217,7 @@ class SQLStorage(Storage):
             self._x(conn, "mark_reported", {"reward": reward, "now": now, "sid": sid, "tid": trial_id})
             seq = self._event(conn, sid, REPORT, tr, reward, raw[3], now)
             self._x(conn, "upsert_stat", {"sid": sid, "cid": tr.config_id, "config": tr.config, "r": reward, "r2": reward * reward})
+            self._put_snapshot(conn, sid, snapshot)
         return seq, tr
 
     def expire(self, study: str, now: float) -> list[TrialRecord]:
@@ -320,6 +293,44 @@ class SQLStorage(Storage):
             rows = conn.execute(q).all()
             conn.rollback()
         return [self._trial(r) for r in rows]
+
+    def trial_page(self, study: str, *, state: str | None = None, owner: str | None = None, after: int | None = None,
+                   limit: int = 100, newest_first: bool = True) -> TrialPage:
+        check_page(state, after, limit)
+        op, direction = ("<", "DESC") if newest_first else (">", "ASC")
+        where = "study_id = :sid AND state = :state_{i}"
+        params: dict[str, Any] = {"k": limit + 1}
+        if owner is not None:
+            where += " AND owner = :owner"
+            params["owner"] = owner
+        if after is not None:
+            where += f" AND n {op} :after"
+            params["after"] = after
+        # one index range per state (autorag_trials_state_n / _owner_state_n), each cut at the page's length and
+        # merged: the same few rows read at any history length, whichever filters apply
+        states = TRIAL_STATES if state is None else (state,)
+        parts = [f"SELECT * FROM (SELECT n, {TRIAL_COLUMNS} FROM autorag_trials WHERE {where.format(i=i)} "
+                 f"ORDER BY n {direction} LIMIT :k) AS part_{i}" for i in range(len(states))]
+        sql = " UNION ALL ".join(parts) + f" ORDER BY n {direction} LIMIT :k"
+        with self._read() as conn:
+            params["sid"] = self._sid(conn, study)
+            params.update({f"state_{i}": s for i, s in enumerate(states)})
+            rows = conn.execute(sa.text(sql), params).all()
+            conn.rollback()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return TrialPage([self._trial(r) for r in rows], int(rows[-1].n) if more else None)
+
+    def snapshot(self, study: str, version: str) -> Snapshot | None:
+        with self._read() as conn:
+            sid = self._sid(conn, study)
+            row = self._x(conn, "get_snapshot", {"sid": sid, "version": version}).fetchone()
+            conn.rollback()
+        return None if row is None else Snapshot(version, int(row[0]), row[1])
+
+    def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
+        with self.engine.begin() as conn:
+            self._put_snapshot(conn, self._sid(conn, study), snapshot)
 
     def rebuild_stats(self, study: str) -> None:
         fresh = stats_from_events(self.events(study))
