@@ -18,6 +18,13 @@ complete batch counts as one pull with the batch's mean reward, a partly reporte
 and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward
 (one sample per distinct question when trials name their question).
 
+Snapshots. Every ``snapshot_every`` events (default 1,000) the tuner stores its folded state (the policy's
+``state_dict``, the open batch, the last event folded) with the event that makes it due, in the same
+transaction. A tuner opening the study reads the newest snapshot of its *version* (a digest of the snapshot
+format, the policy's name, parameters, seed and initial state, and the space's fingerprint) and folds only the
+events after it; a snapshot of another version, or one that does not load, is ignored and the state is folded
+from the log, as without snapshots. Restoring is exact: the same state and the same next decisions.
+
 Concurrency. Any number of trials may be outstanding. Reports may arrive late, out of order, or never (with
 ``trial_timeout`` seconds set, a trial expires and its late report is rejected); a second report of a trial
 raises :class:`TrialAlreadyReportedError` and changes nothing. All methods are thread-safe.
@@ -26,6 +33,7 @@ raises :class:`TrialAlreadyReportedError` and changes nothing. All methods are t
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import numbers
 import secrets
@@ -40,6 +48,9 @@ from autorag_hp.policies import Policy, make_policy
 from autorag_hp.ranking import Estimate, check_rule, rank
 from autorag_hp.space import Config, SearchSpace
 from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage, TrialRecord, open_storage
+from autorag_hp.storage.base import Snapshot, TrialPage
+
+SNAPSHOT_FORMAT = 1  # bump when what a snapshot holds changes: older snapshots are then ignored
 
 
 class Trial(NamedTuple):
@@ -102,6 +113,8 @@ class Tuner:
         trial_timeout: seconds after which an unreported trial expires (``None``: never).
         policy_params: keyword arguments for the policy (e.g. ``{"alpha_high": 0.5}``).
         clock: a function returning the time in seconds (tests inject a fake one).
+        snapshot_every: store the folded state every this many events, so that opening the study reads the
+            newest snapshot and the events after it, not the whole log; ``None`` or 0: never (fold it all).
     """
 
     def __init__(
@@ -116,6 +129,7 @@ class Tuner:
         trial_timeout: float | None = None,
         policy_params: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        snapshot_every: int | None = 1000,
     ):
         self.space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -124,6 +138,9 @@ class Tuner:
             raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
         if not isinstance(study, str) or not study:
             raise ValueError("study must be a non-empty string")
+        if snapshot_every is not None and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
+                                           or snapshot_every < 0):
+            raise ValueError(f"snapshot_every must be a number of events >= 0 or None, got {snapshot_every!r}")
         if isinstance(policy, Policy):
             if policy.space != self.space:
                 raise ValueError("the policy was built on a different search space than the tuner's")
@@ -147,12 +164,66 @@ class Tuner:
         self._batch: tuple[Config, Decision] | None = None
         self._configs: dict[str, Config] = {}
         self._next_expiry_check = -math.inf
+        self.snapshot_every = snapshot_every or None
+        self._initial_state = self.policy.state_dict()
+        ident = json.dumps([SNAPSHOT_FORMAT, self.space.fingerprint, self._initial_state], sort_keys=True, default=str)
+        self.snapshot_version = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        self._snap_seq = 0  # the newest snapshot this tuner read or wrote
+        if self.snapshot_every:
+            self._restore(self.storage.snapshot(study, self.snapshot_version))
         self._sync()
+        if self.snapshot_every and self._seq - self._snap_seq >= self.snapshot_every:
+            self.save_snapshot()  # the next start reads this one instead of folding the same tail again
 
     @property
     def last_seq(self) -> int:
         """The sequence number of the last storage event this tuner has folded into its state (0: none)."""
         return self._seq
+
+    @property
+    def open_batch(self) -> tuple[Config, Decision] | None:
+        """The last decision's configuration and record while its batch still has slots to hand out."""
+        with self._lock:
+            return self._batch if self._batch is not None and self._batch[1].batch_open else None
+
+    # --- snapshots ----------------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The folded state as of :attr:`last_seq` (what start-up restores instead of folding the log up to it)."""
+        with self._lock:
+            batch = None if self._batch is None else [self._batch[0].to_json(), self._batch[1].to_info()]
+            state = {"format": SNAPSHOT_FORMAT, "policy": self.policy.state_dict(), "batch": batch}
+            return Snapshot(self.snapshot_version, self._seq, json.dumps(state, separators=(",", ":"), default=str))
+
+    def save_snapshot(self) -> None:
+        """Store :meth:`snapshot` now (it is also stored every ``snapshot_every`` events with an event)."""
+        with self._lock:
+            snap = self.snapshot()
+            self.storage.save_snapshot(self.study, snap)
+            self._snap_seq = snap.seq
+
+    def _due_snapshot(self) -> Snapshot | None:
+        if self.snapshot_every and self._seq - self._snap_seq >= self.snapshot_every:
+            return self.snapshot()
+        return None
+
+    def _restore(self, snap: Snapshot | None) -> None:
+        """Load ``snap`` if it is of this tuner's version and loads whole; otherwise leave the state as it was."""
+        if snap is None or snap.version != self.snapshot_version:
+            return
+        try:
+            data = json.loads(snap.state)
+            pol = data["policy"]
+            expect = json.loads(json.dumps({k: self._initial_state[k] for k in ("policy", "params", "seed", "space")},
+                                           default=str))
+            if data.get("format") != SNAPSHOT_FORMAT or {k: pol.get(k) for k in expect} != expect:
+                return  # not this policy's state after all: never trusted
+            batch = None if data["batch"] is None else (self._config(data["batch"][0]),
+                                                        Decision.from_info(data["batch"][1]))
+            self.policy.load_state_dict(pol)
+        except Exception:  # noqa: BLE001 - a snapshot that does not load is rebuilt from the log
+            self.policy.load_state_dict(self._initial_state)
+            return
+        self._batch, self._seq, self._snap_seq = batch, int(snap.seq), int(snap.seq)
 
     # --- the event fold ---------------------------------------------------------------------------------
     def _config(self, text: str) -> Config:
@@ -187,12 +258,13 @@ class Tuner:
         self._next_expiry_check = now + min(self.trial_timeout / 4.0, 1.0)
 
     # --- ask / tell -------------------------------------------------------------------------------------
-    def suggest(self, question: str | None = None) -> Trial:
+    def suggest(self, question: str | None = None, *, owner: str | None = None) -> Trial:
         """Hand out the next trial. Raises :class:`SpaceExhaustedError` when the policy has nothing left.
 
         ``question`` (optional: its text or a stable id) identifies what the trial will answer; the trial
         records only a digest of it. The ranking then counts one sample per distinct (configuration, question)
-        cell, so a question asked again does not narrow the interval as if it were new evidence."""
+        cell, so a question asked again does not narrow the interval as if it were new evidence. ``owner``
+        (optional): who asked, recorded on the trial (:meth:`trial_page` can list one owner's trials)."""
         with self._lock:
             now = self.clock()
             self._maybe_expire(now)
@@ -207,8 +279,11 @@ class Tuner:
             d = d.asking(None if question is None else question_key(question))
             info = d.to_info()
             expires = None if self.trial_timeout is None else now + self.trial_timeout
-            rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires)
-            seq = self.storage.suggest(self.study, rec)
+            rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires, owner=owner)
+            snap = self._due_snapshot()
+            seq = self.storage.suggest(self.study, rec, snap)
+            if snap is not None:
+                self._snap_seq = snap.seq
             if seq == self._seq + 1:
                 self._apply(seq, SUGGEST, cfg, None, d)
             else:
@@ -224,7 +299,10 @@ class Tuner:
         value = _check_reward(reward)
         with self._lock:
             now = self.clock()
-            seq, tr = self.storage.report(self.study, trial_id, value, now)
+            snap = self._due_snapshot()
+            seq, tr = self.storage.report(self.study, trial_id, value, now, snap)
+            if snap is not None:
+                self._snap_seq = snap.seq
             if seq == self._seq + 1:
                 self._apply(seq, REPORT, tr.config, value, tr.info)
 
@@ -258,7 +336,16 @@ class Tuner:
             return rank(self.space, self.policy.sample_stats(), k, rule=rule, policy=self.policy, bounds=bounds)
 
     def trials(self, state: str | None = None) -> list[TrialRecord]:
+        """Every trial (optionally only those in ``state``), in creation order: reads the whole study; a listing
+        should page with :meth:`trial_page`."""
         return self.storage.trials(self.study, state)
+
+    def trial_page(self, *, state: str | None = None, owner: str | None = None, after: int | None = None,
+                   limit: int = 100, newest_first: bool = True) -> TrialPage:
+        """One page of trials from the storage's index (:meth:`Storage.trial_page`); pass a page's ``next`` as
+        ``after`` for the following one."""
+        return self.storage.trial_page(self.study, state=state, owner=owner, after=after, limit=limit,
+                                       newest_first=newest_first)
 
     def trial(self, trial_id: str) -> TrialRecord:
         return self.storage.trial(self.study, trial_id)
