@@ -284,14 +284,18 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     async def arms(who=Depends(reader)):
         return await run_sync(ctl.arms)
 
-    @app.get("/v1/trials", tags=["results"], summary="Latest trials, newest first")
+    @app.get("/v1/trials", tags=["results"],
+             summary="Trials one page at a time, newest first (a feedback key: its own client's; admin: all)")
     async def trials(state: Literal["pending", "reported", "expired"] | None = None,
-                     limit: int = Query(100, ge=1, le=1000), who=Depends(reader)):
-        return {"trials": await run_sync(ctl.trials, state, limit)}
+                     limit: int = Query(100, ge=1, le=1000),
+                     after: str | None = Query(None, pattern=r"^[0-9]{1,18}$",
+                                               description="the previous page's 'next' cursor"),
+                     order: Literal["newest", "oldest"] = "newest", who=Depends(reader)):
+        return await run_sync(ctl.trials, who, state, limit, None if after is None else int(after), order == "newest")
 
     @app.get("/v1/dashboard", tags=["results"], summary="Everything the dashboard page draws")
     async def dashboard(who=Depends(reader)):
-        return await run_sync(ctl.dashboard)
+        return await run_sync(ctl.dashboard, who)
 
     @app.get("/healthz", tags=["ops"], summary="200 when the storage answers, 503 otherwise")
     async def healthz():

@@ -171,7 +171,7 @@ class Controller:
                                    f"the limit is {self.settings.max_reference_chars}")
             if not reference.strip():
                 raise ServiceError(422, "empty_reference", "the reference answer is empty; omit it or fill it")
-        trial = self.tuner.suggest(question=q)
+        trial = self.tuner.suggest(question=q, owner=who.client)
         t1 = time.perf_counter()
         try:
             answer = self.pipeline.run(q, {**self.fixed, **trial.config.to_dict()})
@@ -284,17 +284,26 @@ class Controller:
         return {"arms": out, "current_best": None if best is None else best.to_dict(),
                 "fallback": None if self.policy.fallback is None else self.policy.fallback.to_dict()}
 
-    def trials(self, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    @staticmethod
+    def visible_owner(who: Principal) -> str | None:
+        """Whose trials ``who`` may list: its own client's; ``None`` (every client's) for the admin."""
+        return None if who.can("admin") else who.client
+
+    def trials(self, who: Principal, state: str | None = None, limit: int = 100, after: int | None = None,
+               newest_first: bool = True) -> dict[str, Any]:
+        """One page of the trials ``who`` may see (:meth:`visible_owner`), newest first by default, from the
+        storage's index (the same cost at any history length); ``next`` is the ``after`` cursor of the next page."""
         from autorag_hp.decision import Decision
 
-        rows = self.tuner.trials(state)[-limit:]
+        page = self.tuner.trial_page(state=state, owner=self.visible_owner(who), after=after, limit=limit,
+                                     newest_first=newest_first)
         out = []
-        for r in reversed(rows):
+        for r in page.trials:
             said = Decision.from_info(r.info).policy
             out.append({"trial_id": r.trial_id, "state": r.state, "config": json.loads(r.config), "reward": r.reward,
                         "created_at": r.created_at, "reported_at": r.reported_at, "expires_at": r.expires_at,
                         "explore": said.get("explore"), "pipeline": said.get("pipeline")})
-        return out
+        return {"trials": out, "next": None if page.next is None else str(page.next)}
 
     def status(self) -> dict[str, Any]:
         self.tuner.sync()
@@ -304,16 +313,17 @@ class Controller:
                 "explore_cap": pol.explore, "explore_share": _fin(pol.explore_share),
                 "uptime_s": self.clock() - self.started, **self.counters}
 
-    def dashboard(self, bins: int = 60, window: int = 20000) -> dict[str, Any]:
-        """Everything the dashboard page draws, in one call."""
+    def dashboard(self, who: Principal, bins: int = 60, window: int = 20000) -> dict[str, Any]:
+        """Everything the dashboard page draws, in one call. The trial-level parts (reward over time, recent
+        exploration) come from the newest ``window`` trials ``who`` may see (:meth:`visible_owner`); the
+        statistics (best, arms, status) are the study's, as ``/v1/best`` and ``/v1/arms`` show them."""
         from autorag_hp.decision import Decision
-        from autorag_hp.storage import REPORT, SUGGEST
+        from autorag_hp.storage import REPORTED
 
         status = self.status()
-        last = self.tuner.last_seq
-        events = self.tuner.storage.events(self.study, after=max(0, last - window))
-        reports = [(e.time, e.reward) for e in events if e.kind == REPORT]
-        made = [Decision.from_info(e.info) for e in events if e.kind == SUGGEST]
+        rows = self.tuner.trial_page(owner=self.visible_owner(who), limit=window).trials  # newest first
+        reports = sorted((r.reported_at, r.reward) for r in rows if r.state == REPORTED)
+        made = [Decision.from_info(r.info) for r in reversed(rows)]
         recent = [d.policy.get("explore", True) for d in made if d.slot == 0][-500:]
         series = []
         if reports:
