@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autorag_hp.commands.demo", "run the main job on the bundled data and print a readable result"),
     "bench-engine": ("autorag_hp.commands.bench_engine", "suggest+report throughput against Optuna and river"),
+    "bench-history": ("autorag_hp.commands.bench_history", "restart time and /v1/trials latency at 1k-1M events"),
     "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
     "bench-generator": ("autorag_hp.commands.bench_generator", "local generator speed/quality: fp32, int8, bf16"),
