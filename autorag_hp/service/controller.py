@@ -314,16 +314,19 @@ class Controller:
                 "uptime_s": self.clock() - self.started, **self.counters}
 
     def dashboard(self, who: Principal, bins: int = 60, window: int = 20000) -> dict[str, Any]:
-        """Everything the dashboard page draws, in one call. The trial-level parts (reward over time, recent
-        exploration) come from the newest ``window`` trials ``who`` may see (:meth:`visible_owner`); the
-        statistics (best, arms, status) are the study's, as ``/v1/best`` and ``/v1/arms`` show them."""
+        """Everything the dashboard page draws, in one call. The trial-level parts come from the trials ``who`` may
+        see (:meth:`visible_owner`): reward over time from the newest ``window`` reported ones, the recent
+        exploration share from the newest 500 decisions; the statistics (best, arms, status) are the study's, as
+        ``/v1/best`` and ``/v1/arms`` show them."""
         from autorag_hp.decision import Decision
         from autorag_hp.storage import REPORTED
 
         status = self.status()
-        rows = self.tuner.trial_page(owner=self.visible_owner(who), limit=window).trials  # newest first
-        reports = sorted((r.reported_at, r.reward) for r in rows if r.state == REPORTED)
-        made = [Decision.from_info(r.info) for r in reversed(rows)]
+        owner = self.visible_owner(who)
+        reported = self.tuner.trial_page(state=REPORTED, owner=owner, limit=window).trials
+        reports = sorted((r.reported_at, r.reward) for r in reported)
+        newest = self.tuner.trial_page(owner=owner, limit=500 * self.tuner.batch_size).trials
+        made = [Decision.from_info(r.info) for r in reversed(newest)]
         recent = [d.policy.get("explore", True) for d in made if d.slot == 0][-500:]
         series = []
         if reports:
