@@ -41,10 +41,17 @@ events_t = sa.Table(
     sa.Column("time", sa.Float, nullable=False),
     sqlite_autoincrement=True,
 )
-trials_t = sa.Table(
+
+
+def _per_study(name: str, *columns) -> sa.Table:
+    """A table whose primary key starts with the study's id (trials, aggregates, snapshots)."""
+    return sa.Table(name, metadata,
+                    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
+                    *columns)
+
+
+trials_t = _per_study(
     "autorag_trials",
-    metadata,
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
     sa.Column("trial_id", sa.String(64), primary_key=True),
     sa.Column("n", _BigId, nullable=False),  # creation order within the storage
     sa.Column("config", sa.Text, nullable=False),
@@ -61,20 +68,16 @@ trials_t = sa.Table(
     sa.Index("autorag_trials_state_n", "study_id", "state", "n"),
     sa.Index("autorag_trials_owner_state_n", "study_id", "owner", "state", "n"),
 )
-stats_t = sa.Table(
+stats_t = _per_study(
     "autorag_stats",
-    metadata,
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
     sa.Column("config_id", sa.String(32), primary_key=True),
     sa.Column("config", sa.Text, nullable=False),
     sa.Column("count", sa.BigInteger, nullable=False),
     sa.Column("sum", sa.Float, nullable=False),
     sa.Column("sumsq", sa.Float, nullable=False),
 )
-snapshots_t = sa.Table(
+snapshots_t = _per_study(
     "autorag_snapshots",
-    metadata,
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), primary_key=True),
     sa.Column("version", sa.String(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
