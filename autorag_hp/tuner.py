@@ -18,7 +18,8 @@ complete batch counts as one pull with the batch's mean reward, a partly reporte
 and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward
 (one sample per distinct question when trials name their question).
 
-Snapshots. Every ``snapshot_every`` events (default 1,000) the tuner stores its folded state (the policy's
+Snapshots. Every ``snapshot_every`` events (by default 1,000 on a storage that outlives the process; none in
+memory, where nothing restarts) the tuner stores its folded state (the policy's
 ``state_dict``, the open batch, the last event folded) with the event that makes it due, in the same
 transaction. A tuner opening the study reads the newest snapshot of its *version* (a digest of the snapshot
 format, the policy's name, parameters, seed and initial state, and the space's fingerprint) and folds only the
@@ -51,6 +52,7 @@ from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage,
 from autorag_hp.storage.base import Snapshot, TrialPage
 
 SNAPSHOT_FORMAT = 1  # bump when what a snapshot holds changes: older snapshots are then ignored
+SNAPSHOT_EVERY = 1000  # events between snapshots on a storage that outlives the process (snapshot_every="auto")
 
 
 class Trial(NamedTuple):
@@ -114,7 +116,8 @@ class Tuner:
         policy_params: keyword arguments for the policy (e.g. ``{"alpha_high": 0.5}``).
         clock: a function returning the time in seconds (tests inject a fake one).
         snapshot_every: store the folded state every this many events, so that opening the study reads the
-            newest snapshot and the events after it, not the whole log; ``None`` or 0: never (fold it all).
+            newest snapshot and the events after it, not the whole log; ``None`` or 0: never (fold it all);
+            ``"auto"`` (default): 1,000 on SQL storage, never on memory storage.
     """
 
     def __init__(
@@ -129,7 +132,7 @@ class Tuner:
         trial_timeout: float | None = None,
         policy_params: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
-        snapshot_every: int | None = 1000,
+        snapshot_every: int | None | str = "auto",
     ):
         self.space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -138,9 +141,9 @@ class Tuner:
             raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
         if not isinstance(study, str) or not study:
             raise ValueError("study must be a non-empty string")
-        if snapshot_every is not None and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
-                                           or snapshot_every < 0):
-            raise ValueError(f"snapshot_every must be a number of events >= 0 or None, got {snapshot_every!r}")
+        if snapshot_every not in (None, "auto") and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
+                                                     or snapshot_every < 0):
+            raise ValueError(f"snapshot_every must be a number of events >= 0, None or 'auto', got {snapshot_every!r}")
         if isinstance(policy, Policy):
             if policy.space != self.space:
                 raise ValueError("the policy was built on a different search space than the tuner's")
@@ -164,7 +167,9 @@ class Tuner:
         self._batch: tuple[Config, Decision] | None = None
         self._configs: dict[str, Config] = {}
         self._next_expiry_check = -math.inf
-        self.snapshot_every = snapshot_every or None
+        if snapshot_every == "auto":
+            snapshot_every = None if self.storage.url == "memory" else SNAPSHOT_EVERY
+        self.snapshot_every: int | None = snapshot_every or None
         self._initial_state = self.policy.state_dict()
         ident = json.dumps([SNAPSHOT_FORMAT, self.space.fingerprint, self._initial_state], sort_keys=True, default=str)
         self.snapshot_version = hashlib.sha256(ident.encode()).hexdigest()[:32]

@@ -191,7 +191,11 @@ def test_snapshots_are_written_every_n_events_with_their_event(tmp_path, unique_
         # a first start on a long log without a snapshot folds it once and stores one, so the next start is short
         other = open_tuner(st, unique_name, "hier_ucb", 1, clock, every=10, policy_params={"alpha_high": 0.3})
         assert st.snapshot(unique_name, other.snapshot_version).seq == other.last_seq
-        with pytest.raises(ValueError, match="snapshot_every"):
-            open_tuner(st, unique_name, "hier_ucb", 1, clock, every=-1)
+        for bad in (-1, True, "sometimes", 2.5):
+            with pytest.raises(ValueError, match="snapshot_every"):
+                open_tuner(st, unique_name, "hier_ucb", 1, clock, every=bad)
+        # the default: every 1,000 events where the storage outlives the process, never in memory
+        assert Tuner(SPACE, storage=st, study=unique_name).snapshot_every == 1000
+        assert Tuner(SPACE).snapshot_every is None
     finally:
         st.close()
