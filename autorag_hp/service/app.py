@@ -8,7 +8,8 @@ Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
 ``POST /v1/feedback``       feedback key     ``{trial_id, reward | thumbs | rating}`` (one per trial, own client)
 ``GET /v1/best``            feedback/admin   best configurations with 95 % intervals
 ``GET /v1/arms``            feedback/admin   per hyper-parameter value: count, mean, interval
-``GET /v1/trials``          feedback/admin   latest trials (``?state=pending|reported|expired&limit=``)
+``GET /v1/trials``          feedback/admin   one page of trials (``?state=&limit=&order=newest|oldest&after=<next>``;
+                                             a feedback key sees its own client's only)
 ``GET /v1/dashboard``       feedback/admin   everything the dashboard draws
 ``GET /``                   none             the dashboard page (give the key as ``/#key=…``)
 ``GET /healthz``            none             200 when the storage answers, else 503
