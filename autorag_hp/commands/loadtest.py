@@ -167,7 +167,10 @@ def machine() -> dict[str, Any]:
         load1 = os.getloadavg()[0]
     except OSError:
         load1 = None
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m_at_end": load1}
+    from autorag_hp.evaluation.cpu_kinds import this_cpu
+
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m_at_end": load1,
+            "cpu": this_cpu()}  # model, torch capability and flags: every speed figure names its CPU
 
 
 # --- entry -----------------------------------------------------------------------------------------------
