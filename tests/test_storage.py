@@ -451,3 +451,19 @@ def test_a_version_1_database_gains_owners_indexes_and_snapshots_when_opened(req
         assert st.snapshot("old", "v").seq == 4
     finally:
         st.close()
+
+
+def test_sql_storage_times_the_study_lock_per_suggest_and_report(tmp_path):
+    from autorag_hp.storage import TrialRecord, open_storage
+    from autorag_hp.storage.memory import MemoryStorage
+
+    assert MemoryStorage().lock_held() is None  # no lock shared with other processes
+    st = open_storage(f"sqlite:///{tmp_path / 'lock.db'}")
+    st.open_study("s", SearchSpace({"a": [1, 2]}))
+    assert st.lock_held() == {"count": 0}
+    cfg = SearchSpace({"a": [1, 2]}).config_at(0)
+    for i in range(3):
+        st.suggest("s", TrialRecord(f"t{i}", cfg.to_json(), cfg.id, {}, created_at=0.0))
+    st.report("s", "t0", 1.0, 1.0)
+    held = st.lock_held()
+    assert held["count"] == 4 and 0 < held["p50_ms"] <= held["p99_ms"] <= held["max_ms"] < 5_000

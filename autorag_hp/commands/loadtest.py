@@ -124,8 +124,9 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # the load: N asks (+ N feedbacks) from C concurrent clients
         load = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.requests,
                                   args.clients, args.seed))
-        dash = httpx.get(cluster.urls[0] + "/v1/dashboard", headers={"Authorization": f"Bearer {cluster.fb_key}"},
-                         timeout=60).json()
+        dashes = [httpx.get(u + "/v1/dashboard", headers={"Authorization": f"Bearer {cluster.fb_key}"},
+                            timeout=60).json() for u in cluster.urls]
+        dash = dashes[0]
     finally:
         cluster.stop()
     n_ok = load["status"].get("ask 200", 0)
@@ -154,6 +155,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "server_side_ms_under_load": {"tuner_and_storage_p50": ms(pct(load["server_tuner"], 50)),
                                       "pipeline_p50": ms(pct(load["server_pipeline"], 50))},
         "decisions_folded": dash.get("decisions"), "explore_share": dash.get("explore_share"),
+        "lock_held_per_replica": [d.get("lock_held") for d in dashes],
         "machine": machine(),
     }
     return out

@@ -311,7 +311,8 @@ class Controller:
         return {"study": self.study, "pipeline_tag": self.tag, "replica": self.settings.replica,
                 "decisions": pol.t, "explored": pol.explored, "exploited": pol.exploited,
                 "explore_cap": pol.explore, "explore_share": _fin(pol.explore_share),
-                "uptime_s": self.clock() - self.started, **self.counters}
+                "uptime_s": self.clock() - self.started, **self.counters,
+                "lock_held": self.tuner.storage.lock_held()}  # this replica's time under the study-wide lock
 
     def dashboard(self, who: Principal, bins: int = 60, window: int = 20000) -> dict[str, Any]:
         """Everything the dashboard page draws, in one call. The trial-level parts come from the trials ``who`` may

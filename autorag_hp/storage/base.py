@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -294,6 +296,12 @@ class Storage(ABC):
     def studies(self) -> list[str]:
         """Names of the studies in this storage."""
 
+    def lock_held(self) -> dict[str, float] | None:
+        """How long this process's suggests and reports held the study-wide write lock (count, mean, p50, p99 and
+        max in ms over the most recent 10,000), or None for a backend that takes no lock shared with other
+        processes."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook; backends without resources keep it
         """Release connections. The default does nothing."""
 
@@ -316,3 +324,32 @@ def stats_from_events(events: Iterable[Event]) -> dict[str, Stat]:
         a[2] += ev.reward
         a[3] += ev.reward * ev.reward
     return {cid: Stat(*a) for cid, a in acc.items()}
+
+
+class HeldTimer:
+    """Durations a lock was held, thread-safe: the count and max of all, quantiles of the most recent ``keep``."""
+
+    def __init__(self, keep: int = 10_000):
+        self._lock = threading.Lock()
+        self._recent: deque[float] = deque(maxlen=keep)
+        self._n = 0
+        self._max = 0.0
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._recent.append(seconds)
+            self._n += 1
+            self._max = max(self._max, seconds)
+
+    def summary(self) -> dict[str, float]:
+        with self._lock:
+            recent = sorted(self._recent)
+            n, top = self._n, self._max
+        if not recent:
+            return {"count": 0}
+
+        def q(p: float) -> float:
+            return 1e3 * recent[min(len(recent) - 1, int(p * (len(recent) - 1) + 0.5))]
+
+        return {"count": n, "mean_ms": 1e3 * sum(recent) / len(recent), "p50_ms": q(0.5), "p99_ms": q(0.99),
+                "max_ms": 1e3 * top}

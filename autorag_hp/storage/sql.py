@@ -26,6 +26,7 @@ from autorag_hp.storage.base import (
     SUGGEST,
     TRIAL_STATES,
     Event,
+    HeldTimer,
     Snapshot,
     Stat,
     Storage,
@@ -114,6 +115,7 @@ class SQLStorage(Storage):
             self._integrity_errors = (sqlite3.IntegrityError,)
         self._ids: dict[str, int] = {}
         self._ids_lock = threading.Lock()
+        self._held = HeldTimer()
         create_schema(self.engine, metadata, migrate)  # several replicas may start at once on a fresh database
 
     # --- helpers ----------------------------------------------------------------------------------------
@@ -137,7 +139,8 @@ class SQLStorage(Storage):
         return cur
 
     def _write_lock(self, conn, sid: int) -> None:
-        """Serialise writers of one study so sequence numbers are visible in commit order."""
+        """Serialise writers of one study so sequence numbers are visible in commit order (PostgreSQL: the
+        study's row lock; SQLite: the database's write lock, already taken by BEGIN IMMEDIATE)."""
         if self.dialect == "postgresql":
             self._x(conn, "lock_study", {"sid": sid})
 
@@ -194,6 +197,7 @@ class SQLStorage(Storage):
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
             self._write_lock(conn, sid)
+            locked = time.perf_counter()
             seq = self._event(conn, sid, SUGGEST, trial, None, info_json, trial.created_at)
             try:
                 self._x(
@@ -204,13 +208,15 @@ class SQLStorage(Storage):
             except (sa.exc.IntegrityError, *self._integrity_errors) as exc:
                 raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}") from exc
             self._put_snapshot(conn, sid, snapshot)
-            return seq
+        self._held.observe(time.perf_counter() - locked)  # from the lock to the end of the commit that frees it
+        return seq
 
     def report(self, study: str, trial_id: str, reward: float, now: float,
                snapshot: Snapshot | None = None) -> tuple[int, TrialRecord]:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
             self._write_lock(conn, sid)
+            locked = time.perf_counter()
             raw = self._x(conn, "get_trial", {"sid": sid, "tid": trial_id}).fetchone()
             found = None if raw is None else TrialRecord(*raw[:3], json.loads(raw[3]), *raw[4:])
             tr = check_report(study, trial_id, found, now).as_reported(reward, now)
@@ -218,6 +224,7 @@ class SQLStorage(Storage):
             seq = self._event(conn, sid, REPORT, tr, reward, raw[3], now)
             self._x(conn, "upsert_stat", {"sid": sid, "cid": tr.config_id, "config": tr.config, "r": reward, "r2": reward * reward})
             self._put_snapshot(conn, sid, snapshot)
+        self._held.observe(time.perf_counter() - locked)
         return seq, tr
 
     def expire(self, study: str, now: float) -> list[TrialRecord]:
@@ -342,6 +349,9 @@ class SQLStorage(Storage):
                 conn.execute(
                     stats_t.insert().values(study_id=sid, config_id=cid, config=s.config, count=s.count, sum=s.sum, sumsq=s.sumsq)
                 )
+
+    def lock_held(self) -> dict[str, float]:
+        return self._held.summary()
 
     def studies(self) -> list[str]:
         with self._read() as conn:
