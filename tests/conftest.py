@@ -41,3 +41,11 @@ def pg_url() -> str:
 def unique_name() -> str:
     """A study/table name no other test run uses (tests share one PostgreSQL database)."""
     return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    """The bundled FAQ pipeline with the extractive generator (no model): what the service tests serve."""
+    from autorag_hp.rag import load_pipeline
+
+    return load_pipeline("python_docs_faq", generator="extractive")
