@@ -84,8 +84,6 @@ class SQLStorage(Storage):
         self.url = url
         url = database_url(url)
         self.dialect = sa.engine.make_url(url).get_backend_name()
-        if sqlite_synchronous.upper() not in ("NORMAL", "FULL", "OFF"):
-            raise InvalidStorageError("sqlite_synchronous must be NORMAL, FULL or OFF")
 
         def _on_connect(dbapi_conn) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autorag_hp.errors import InvalidStorageError
+
 _POSTGRES = ("postgresql://", "postgres://")
 
 
@@ -49,7 +51,7 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
 
     sync = synchronous.upper()
     if sync not in ("NORMAL", "FULL", "OFF"):
-        raise ValueError("sqlite synchronous must be NORMAL, FULL or OFF")
+        raise InvalidStorageError(f"sqlite_synchronous must be NORMAL, FULL or OFF, got {synchronous!r}")
     sqlite = sa.engine.make_url(url).get_backend_name() == "sqlite"
     kwargs.setdefault("future", True)
     if sqlite:
