@@ -102,7 +102,9 @@ def test_two_worker_processes_share_a_postgres_study(pg_url, unique_name):
         assert all(t["state"] == "COMPLETE" for t in trials)
         assert len({t["worker_pid"] for t in trials}) == 2  # both processes wrote to the one study
         assert len({t["number"] for t in trials}) == 24
-        assert tuner.best_value < 1.5
+        # the study's best is the best of what both processes wrote (how good it is depends on how the two
+        # workers' asks interleave, which no seed fixes: 3.04 was seen once against the old bound of 1.5)
+        assert tuner.best_value == min(t["value"] for t in trials)
     finally:
         delete_study(pg_url, unique_name)
     import optuna
