@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -41,33 +40,13 @@ from autorag_hp.rag.embeddings import (
     get_embeddings,
 )
 from autorag_hp.rag.errors import InvalidConfigError
+from autorag_hp.rag.language import CJK_CHAR, CJK_RANGES, segment
 
 _STOP = frozenset(
     "a an and are as at be by can do does for from how i if in is it me my of on or so that the this to was what "
     "when where which who why will with you your".split()
 )
-_TOKEN = re.compile(r"[a-z0-9_]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_jieba_lock = threading.Lock()
-_jieba = None
-
-
-def _segment(text: str) -> list[str]:
-    """Chinese word segmentation with jieba (quiet, loaded once); character bigrams if jieba is missing."""
-    global _jieba
-    with _jieba_lock:
-        if _jieba is None:
-            try:
-                import jieba
-
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-            except ImportError:
-                _jieba = False
-    if _jieba:
-        return [w for w in _jieba.lcut(text) if w.strip()]
-    return [text[i : i + 2] for i in range(max(1, len(text) - 1))]
+_TOKEN = re.compile(rf"[a-z0-9_]+|[{CJK_RANGES}]+")
 
 
 def tokenize(text: str) -> list[str]:
@@ -75,8 +54,8 @@ def tokenize(text: str) -> list[str]:
     out: list[str] = []
     for m in _TOKEN.finditer(text.lower()):
         tok = m.group()
-        if _CJK.match(tok):
-            out.extend(_segment(tok))
+        if CJK_CHAR.match(tok):
+            out.extend(segment(tok))
         elif tok not in _STOP:
             out.append(tok)
     return out
