@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-history": ("autorag_hp.commands.bench_history", "restart time and /v1/trials latency at 1k-1M events"),
     "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
+    "show": ("autorag_hp.commands.show", "show a stored study: best configurations, arm means; --report DIR: report.md + PNGs"),
     "bench-generator": ("autorag_hp.commands.bench_generator", "local generator speed/quality: fp32, int8, bf16"),
     "mutransfer": ("autorag_hp.commands.mutransfer", "µTransfer demo: LR sweep over widths, SP vs µP, on CPU"),
     "grid": ("autorag_hp.commands.grid", "evaluate every configuration on every question into a resumable table"),
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         add(p)
         args = p.parse_args(argv[1:])
         args.command = name
+        args.argv = [name, *argv[1:]]  # the command line as typed (a report's "made by")
         runner = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
         try:
             return int(runner(args) or 0)

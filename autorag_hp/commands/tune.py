@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=5, help="how many configurations to list at the end")
     p.add_argument("--cache-dir", default=None, help="index/embedding cache (default: $AUTORAG_HP_CACHE or ~/.cache/autorag-hp)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="also write DIR/report.md with plots (arm means, reward over time, exploration); "
+                        "`autorag-hp show --report` makes the same from a stored study")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
 
 
@@ -197,6 +200,13 @@ def run(args: argparse.Namespace) -> int:
         "study": args.study,
         "best": [r.to_dict() for r in top],
     }
+    if args.report:
+        from autorag_hp.reporting import from_tuner, write_report
+        from autorag_hp.reporting.render import command_line
+
+        files = write_report(from_tuner(tuner, top=args.top), args.report, command=command_line(args))
+        summary["report"] = str(files[0])
+        print(f"wrote {files[0]} and {len(files) - 1} plots", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
