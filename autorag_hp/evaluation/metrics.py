@@ -13,23 +13,31 @@ Every metric is a function ``fn(answer: Answer, item: QAItem) -> float | None`` 
 Names ending in ``@K`` (``source_recall@3``, ``source_hit@5``) take the cut-off from the name. Names starting
 with ``ragas_`` resolve to adapters in :mod:`autorag_hp.evaluation.ragas_metrics` (ragas imported lazily).
 
-Definitions (``norm`` = lower-case, strip punctuation and the articles a/an/the, collapse spaces, as in SQuAD):
+Definitions (``tokens`` = :func:`text_tokens`: for English, SQuAD's normalisation — lower-case, strip punctuation
+and the articles a/an/the, split on spaces; for text with Chinese, CMRC 2018's convention — Chinese and ASCII
+punctuation removed, every CJK character one token, Latin words kept whole; ``norm`` = the tokens joined by spaces):
 
-- ``exact_match``: ``norm(answer) == norm(reference)``; ``exact_match_strict``: raw string equality
+- ``exact_match``: ``tokens(answer) == tokens(reference)``; ``exact_match_strict``: raw string equality
   (what ragas' ``ExactMatch`` computes).
-- ``token_f1``: harmonic mean of token precision and recall of ``norm(answer)`` against ``norm(reference)``
-  (bag-of-tokens overlap, SQuAD); ``token_precision`` = overlap / answer tokens (is what the answer says in the
-  reference? useful when references are long), ``token_recall`` = overlap / reference tokens.
-- ``rouge_l``: ROUGE-L F1 — longest common subsequence of lower-cased alphanumeric tokens,
-  ``F = 2PR/(P+R)`` with ``P = LCS/len(answer)``, ``R = LCS/len(reference)`` (as ``rouge_score``, no stemming).
+- ``token_f1``: harmonic mean of token precision and recall of ``tokens(answer)`` against ``tokens(reference)``
+  (bag-of-tokens overlap, SQuAD; on Chinese the character F1 of CMRC 2018 / DRCD); ``token_precision`` =
+  overlap / answer tokens (is what the answer says in the reference? useful when references are long),
+  ``token_recall`` = overlap / reference tokens.
+- ``rouge_l``: ROUGE-L F1 by ``rouge_score`` (longest common subsequence, no stemming) over its tokens: lower-cased
+  ``[a-z0-9]+`` runs, as ``rouge_score`` tokenizes, plus every CJK character (which ``rouge_score`` drops).
 - ``answer_contains_reference``: ``norm(reference)`` is a substring of ``norm(answer)``;
   ``string_presence``: raw substring test (ragas' ``StringPresence``).
 - ``source_recall@K``: fraction of the gold source ids found among the first K retrieved contexts
   (``source_recall``: among all); ``source_hit@K``: 1 if any gold source is in the first K.
   A context matches a gold id when its ``source`` equals it or starts with ``gold + "#"`` (chunk suffix).
 - ``mrr``: ``1 / rank`` of the first context from a gold source, 0 if none.
-- ``context_tokens``: number of word tokens (``\\w+`` or a single non-space symbol) in all retrieved contexts;
-  ``answer_tokens`` the same for the answer; ``total_tokens`` / ``latency_s`` copy the answer's accounting.
+- ``context_tokens``: number of word tokens (:func:`count_tokens`: ``\\w+`` runs, each CJK character, each other
+  symbol) in all retrieved contexts; ``answer_tokens`` the same for the answer; ``total_tokens`` / ``latency_s``
+  copy the answer's accounting.
+
+Chinese words instead of characters: append ``:jieba`` to a text metric (``token_f1:jieba``, ``rouge_l:jieba``,
+``ragas_rouge_l:jieba``; see :data:`CJK_MODES`): CJK runs are segmented by jieba, the segmenter BM25 uses
+(:func:`autorag_hp.rag.language.segment`). English text scores the same either way.
 """
 
 from __future__ import annotations
@@ -38,10 +46,11 @@ import difflib
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from autorag_hp.errors import AutoRAGHPError
+from autorag_hp.rag.language import CJK_CHAR, CJK_RANGES, CJK_RUN, segment
 from autorag_hp.types import Answer, QAItem
 
 MetricFn = Callable[[Answer, QAItem], "float | None"]
@@ -71,8 +80,13 @@ class Metric:
 # ---------------------------------------------------------------------------------------------- text helpers
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
-_WORD = re.compile(r"\w+|[^\w\s]")
-_ALNUM = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(rf"[{CJK_RANGES}]|[^\W{CJK_RANGES}]+|[^\w\s]")
+#: Chinese punctuation (CJK symbols, full-width and vertical forms) and, in text with CJK characters, the
+#: general punctuation Chinese shares with typography (“ ” ‘ ’ — … ·): each becomes a space.
+_CJK_PUNCT = re.compile(r"[\u3000-\u303f\ufe10-\ufe1f\ufe30-\ufe6f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40"
+                        r"\uff5b-\uff65\u2010-\u2027\u2030-\u205e\u00b7\uffe0-\uffe6]")
+#: How CJK text becomes tokens: ``chars`` (one token per character, CMRC 2018; the default) or ``jieba`` (words).
+CJK_MODES = ("chars", "jieba")
 
 
 def normalize(text: str) -> str:
@@ -82,21 +96,77 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def text_tokens(text: str, cjk: str = "chars") -> list[str]:
+    """The tokens the text metrics compare. Without CJK characters: ``normalize(text).split()`` (SQuAD). With
+    them (CMRC 2018): Chinese and ASCII punctuation removed, each CJK character a token (``cjk="jieba"``: each
+    jieba word), Latin words whole and SQuAD-normalised.
+
+    >>> text_tokens("Debian 是一个操作系统。")
+    ['debian', '是', '一', '个', '操', '作', '系', '统']
+    >>> text_tokens("Debian 是一个操作系统。", cjk="jieba")
+    ['debian', '是', '一个', '操作系统']
+    """
+    if cjk not in CJK_MODES:
+        raise ValueError(f"cjk must be one of {CJK_MODES}, got {cjk!r}")
+    if not CJK_CHAR.search(text):
+        return normalize(text).split()
+    text = _CJK_PUNCT.sub(" ", text.lower()).translate(_PUNCT)
+    text = _ARTICLES.sub(" ", CJK_RUN.sub(lambda m: f" {m.group()} ", text))
+    out: list[str] = []
+    for word in text.split():
+        if CJK_CHAR.match(word):
+            out.extend(word if cjk == "chars" else segment(word))
+        else:
+            out.append(word)
+    return out
+
+
 def count_tokens(text: str) -> int:
-    """Word-level token count (``\\w+`` runs and single symbols); tokenizer-independent and fast."""
+    """Word-level token count (``\\w+`` runs, each CJK character, each other symbol); tokenizer-independent and
+    fast. Chinese counts one token per character: SmolLM2's byte-level BPE needs about 1.5 per character."""
     return len(_WORD.findall(text))
 
 
-def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    if not a or not b:
-        return 0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+class RougeTokenizer:
+    """``rouge_score``'s tokenizer (lower-cased ``[a-z0-9]+`` runs, Porter-stemmed when ``stem``) for the text
+    between CJK runs, and each CJK character (``cjk="jieba"``: jieba word) as a token: ``rouge_score`` alone
+    drops every non-ASCII character. English text tokenizes exactly as ``rouge_score``'s default tokenizer."""
+
+    def __init__(self, cjk: str = "chars", stem: bool = False):
+        from autorag_hp.deps import require
+
+        if cjk not in CJK_MODES:
+            raise ValueError(f"cjk must be one of {CJK_MODES}, got {cjk!r}")
+        self.cjk = cjk
+        self._tokenize = require("rouge_score.tokenize", "the rouge_l metric").tokenize
+        self._stemmer = None
+        if stem:
+            from nltk.stem import porter
+
+            self._stemmer = porter.PorterStemmer()
+
+    def tokenize(self, text: str) -> list[str]:
+        out: list[str] = []
+        pos = 0
+        for m in CJK_RUN.finditer(text):
+            out += self._tokenize(text[pos : m.start()], self._stemmer)
+            out += list(m.group()) if self.cjk == "chars" else segment(m.group())
+            pos = m.end()
+        return out + self._tokenize(text[pos:], self._stemmer)
+
+
+_ROUGE: dict[str, object] = {}
+
+
+def rouge_scorer(cjk: str = "chars", stem: bool = False):
+    """A ``rouge_score.rouge_scorer.RougeScorer(["rougeL"])`` with :class:`RougeTokenizer` (built once)."""
+    key = f"{cjk}:{stem}"
+    if key not in _ROUGE:
+        from autorag_hp.deps import require
+
+        mod = require("rouge_score.rouge_scorer", "the rouge_l metric")
+        _ROUGE[key] = mod.RougeScorer(["rougeL"], tokenizer=RougeTokenizer(cjk, stem))
+    return _ROUGE[key]
 
 
 def _f1(overlap: float, n_pred: int, n_ref: int) -> float:
@@ -111,9 +181,9 @@ def _ref(item: QAItem) -> str | None:
     return item.answer if item.answer is not None else None
 
 
-def exact_match(answer: Answer, item: QAItem) -> float | None:
+def exact_match(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
     ref = _ref(item)
-    return None if ref is None else float(normalize(answer.text) == normalize(ref))
+    return None if ref is None else float(text_tokens(answer.text, cjk) == text_tokens(ref, cjk))
 
 
 def exact_match_strict(answer: Answer, item: QAItem) -> float | None:
@@ -121,46 +191,41 @@ def exact_match_strict(answer: Answer, item: QAItem) -> float | None:
     return None if ref is None else float(answer.text == ref)
 
 
-def token_f1(answer: Answer, item: QAItem) -> float | None:
+def _overlap(answer: Answer, item: QAItem, cjk: str) -> tuple[int, int, int] | None:
     ref = _ref(item)
     if ref is None:
         return None
-    pred, gold = normalize(answer.text).split(), normalize(ref).split()
-    if not pred and not gold:
-        return 1.0
-    overlap = sum((Counter(pred) & Counter(gold)).values())
-    return _f1(overlap, len(pred), len(gold))
-
-
-def _overlap(answer: Answer, item: QAItem) -> tuple[int, int, int] | None:
-    ref = _ref(item)
-    if ref is None:
-        return None
-    pred, gold = normalize(answer.text).split(), normalize(ref).split()
+    pred, gold = text_tokens(answer.text, cjk), text_tokens(ref, cjk)
     return sum((Counter(pred) & Counter(gold)).values()), len(pred), len(gold)
 
 
-def token_precision(answer: Answer, item: QAItem) -> float | None:
-    o = _overlap(answer, item)
+def token_f1(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
+    o = _overlap(answer, item, cjk)
+    if o is None:
+        return None
+    return 1.0 if o[1] == o[2] == 0 else _f1(*o)
+
+
+def token_precision(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
+    o = _overlap(answer, item, cjk)
     return None if o is None else (o[0] / o[1] if o[1] else 0.0)
 
 
-def token_recall(answer: Answer, item: QAItem) -> float | None:
-    o = _overlap(answer, item)
+def token_recall(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
+    o = _overlap(answer, item, cjk)
     return None if o is None else (o[0] / o[2] if o[2] else 0.0)
 
 
-def rouge_l(answer: Answer, item: QAItem) -> float | None:
+def rouge_l(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
+    ref = _ref(item)
+    return None if ref is None else float(rouge_scorer(cjk).score(ref, answer.text)["rougeL"].fmeasure)
+
+
+def answer_contains_reference(answer: Answer, item: QAItem, cjk: str = "chars") -> float | None:
     ref = _ref(item)
     if ref is None:
         return None
-    pred, gold = _ALNUM.findall(answer.text.lower()), _ALNUM.findall(ref.lower())
-    return _f1(_lcs(gold, pred), len(pred), len(gold))
-
-
-def answer_contains_reference(answer: Answer, item: QAItem) -> float | None:
-    ref = _ref(item)
-    return None if ref is None else float(normalize(ref) in normalize(answer.text))
+    return float(" ".join(text_tokens(ref, cjk)) in " ".join(text_tokens(answer.text, cjk)))
 
 
 def string_presence(answer: Answer, item: QAItem) -> float | None:
@@ -237,16 +302,36 @@ NATIVE_METRICS: dict[str, Metric] = {
 
 #: The metrics the grid runner computes by default (cheap; all native ones).
 DEFAULT_METRICS: tuple[str, ...] = tuple(NATIVE_METRICS)
+#: The native metrics that tokenize text: each also comes as ``NAME:jieba`` (Chinese as jieba words).
+TOKENIZED_METRICS = ("exact_match", "token_f1", "token_precision", "token_recall", "rouge_l",
+                     "answer_contains_reference")
 
 _AT_K = re.compile(r"^(source_recall|source_hit)@(\d+)$")
 
 
 def available_metrics() -> list[str]:
     """Every name :func:`get_metric` accepts (``@K`` variants shown for K = 1, 3, 5)."""
-    from autorag_hp.evaluation.ragas_metrics import RAGAS_LLM_METRICS, RAGAS_METRICS
+    from autorag_hp.evaluation.ragas_metrics import RAGAS_LLM_METRICS, RAGAS_METRICS, RAGAS_TOKENIZED
 
     extra = [f"source_hit@{k}" for k in (1, 3, 5)]
-    return sorted([*NATIVE_METRICS, *extra, *RAGAS_METRICS, *RAGAS_LLM_METRICS])
+    words = [f"{n}:jieba" for n in (*TOKENIZED_METRICS, *RAGAS_TOKENIZED)]
+    return sorted([*NATIVE_METRICS, *extra, *words, *RAGAS_METRICS, *RAGAS_LLM_METRICS])
+
+
+def _with_cjk(name: str) -> Metric:
+    """``NAME:MODE`` (``token_f1:jieba``): a text metric with CJK text tokenized as ``MODE`` (:data:`CJK_MODES`)."""
+    base, _, mode = name.rpartition(":")
+    if mode not in CJK_MODES:
+        raise UnknownMetricError(f"metric {name!r}: after ':' give how Chinese is tokenized, one of {CJK_MODES}")
+    if base.startswith("ragas_"):
+        from autorag_hp.evaluation.ragas_metrics import get_ragas_metric
+
+        return get_ragas_metric(base, cjk=mode)
+    if base not in TOKENIZED_METRICS:
+        raise UnknownMetricError(f"metric {name!r}: only the text metrics {', '.join(TOKENIZED_METRICS)} (and "
+                                 "ragas_rouge_l, ragas_bleu) tokenize Chinese; drop the ':{mode}'")
+    m = NATIVE_METRICS[base]
+    return Metric(name, lambda a, q, _fn=m.fn: _fn(a, q, cjk=mode), f"{m.description} (Chinese as {mode})", m.needs)
 
 
 def get_metric(name: str) -> Metric:
@@ -263,6 +348,8 @@ def get_metric(name: str) -> Metric:
         if k < 1:
             raise UnknownMetricError(f"metric {name!r}: the cut-off K in '@K' must be at least 1")
         return Metric(name, lambda a, q, _k=k, _fn=fn: _fn(a, q, _k), f"{m.group(1)} in the top {k}", "sources")
+    if ":" in name:
+        return _with_cjk(name)
     if name.startswith("ragas_"):
         from autorag_hp.evaluation.ragas_metrics import get_ragas_metric
 

@@ -19,6 +19,15 @@ Metrics that need no LLM (available by name through :func:`autorag_hp.evaluation
 ``ragas_context_precision``        ``NonLLMContextPrecisionWithReference`` (average precision of the ranking)
 =================================  ==========================================================================
 
+Chinese: ragas' ``RougeScore`` tokenizes with ``rouge_score``, which drops every non-ASCII character, and
+``BleuScore`` with sacrebleu's ``13a``, which leaves a Chinese clause one word. The two adapters tokenize Chinese
+as the native metrics do: ``ragas_rouge_l`` scores with :class:`~autorag_hp.evaluation.metrics.RougeTokenizer`
+(ragas' own RougeScore, given that tokenizer through its ``rouge_scorer`` attribute), ``ragas_bleu`` with
+sacrebleu's ``zh`` tokenizer (each CJK character a token, the rest as ``13a``) when the answer or reference has
+CJK characters. ``NAME:jieba`` (``ragas_rouge_l:jieba``, ``ragas_bleu:jieba``) scores jieba words instead.
+English text scores exactly as ragas alone. The other adapters compare raw strings or characters and need no
+tokenizer.
+
 LLM-judged metrics need a judge: a LangChain chat model (anything ``BaseLanguageModel``) given to
 :func:`ragas_llm_metrics`, which returns ``ragas_faithfulness`` (``Faithfulness``), ``ragas_answer_relevancy``
 (``ResponseRelevancy``, also needs LangChain ``Embeddings``) and ``ragas_llm_context_precision``
@@ -37,7 +46,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from autorag_hp.evaluation.metrics import Metric, UnknownMetricError
+from autorag_hp.evaluation.metrics import CJK_MODES, Metric, RougeTokenizer, UnknownMetricError
+from autorag_hp.rag.language import CJK_CHAR, CJK_RUN, segment
 from autorag_hp.types import Answer, QAItem
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
@@ -54,6 +64,8 @@ RAGAS_METRICS: dict[str, tuple[str, dict, tuple[str, ...], str]] = {
         "NonLLMContextPrecisionWithReference", {}, ("reference", "contexts"), "ragas NonLLMContextPrecisionWithReference",
     ),
 }
+#: The adapters whose score depends on how text is tokenized (each also comes as ``NAME:jieba``).
+RAGAS_TOKENIZED = ("ragas_rouge_l", "ragas_bleu")
 RAGAS_LLM_METRICS: dict[str, str] = {
     "ragas_faithfulness": "Faithfulness",
     "ragas_answer_relevancy": "ResponseRelevancy",
@@ -92,21 +104,62 @@ def _clean(value: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-def _scorer(instance, needs: tuple[str, ...]) -> Callable[[Answer, QAItem], float | None]:
+class _RougeModule:
+    """What ragas' ``RougeScore`` reads from its ``rouge_scorer`` attribute (the ``rouge_score.rouge_scorer``
+    module): a ``RougeScorer(types, use_stemmer=)`` factory, here one that tokenizes with :class:`RougeTokenizer`."""
+
+    def __init__(self, cjk: str):
+        self.cjk = cjk
+
+    def RougeScorer(self, rouge_types, use_stemmer=False):  # noqa: N802 - the name ragas calls
+        from rouge_score import rouge_scorer
+
+        return rouge_scorer.RougeScorer(rouge_types, tokenizer=RougeTokenizer(self.cjk, stem=use_stemmer))
+
+
+def _jieba_spaced(text: str | None) -> str | None:
+    """Spaces between jieba words of every CJK run, so sacrebleu's ``13a`` sees them as words."""
+    return None if text is None else CJK_RUN.sub(lambda m: " " + " ".join(segment(m.group())) + " ", text)
+
+
+def _scorer(instance, needs: tuple[str, ...], zh=None, zh_text=None) -> Callable[[Answer, QAItem], float | None]:
+    """The score of ``instance`` on the ragas sample; for a sample with CJK characters ``zh`` scores instead (when
+    given) on texts rewritten by ``zh_text`` (when given)."""
     def score(answer: Answer, item: QAItem) -> float | None:
         if "reference" in needs and item.answer is None:
             return None
         if "contexts" in needs and not answer.contexts:
             return 0.0  # nothing retrieved: nothing recalled, nothing precise
+        sample, inst = to_sample(answer, item), instance
+        if zh is not None and CJK_CHAR.search(f"{sample.response} {sample.reference}"):
+            inst = zh
+            if zh_text is not None:
+                sample = sample.model_copy(update={"response": zh_text(sample.response),
+                                                   "reference": zh_text(sample.reference)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _clean(instance.single_turn_score(to_sample(answer, item)))
+            return _clean(inst.single_turn_score(sample))
 
     return score
 
 
-def get_ragas_metric(name: str) -> Metric:
-    """A ragas metric that needs no LLM, by its autorag-hp name (``ragas_rouge_l``, ...)."""
+def _build(name: str, cjk: str):
+    """``(instance, zh instance or None, zh text rewrite or None)`` for a non-LLM ragas metric."""
+    cls_name, kwargs, _, _ = RAGAS_METRICS[name]
+    cls = _ragas_class(cls_name)
+    inst = cls(**kwargs)
+    if name == "ragas_rouge_l":
+        inst.rouge_scorer = _RougeModule(cjk)  # English tokenizes as rouge_score's own tokenizer: same scores
+        return inst, None, None
+    if name == "ragas_bleu":
+        return (inst, cls(**kwargs, kwargs={"tokenize": "zh"}), None) if cjk == "chars" else (inst, cls(**kwargs),
+                                                                                              _jieba_spaced)
+    return inst, None, None
+
+
+def get_ragas_metric(name: str, cjk: str = "chars") -> Metric:
+    """A ragas metric that needs no LLM, by its autorag-hp name (``ragas_rouge_l``, ...); ``cjk`` is how the
+    tokenizing ones (:data:`RAGAS_TOKENIZED`) split Chinese: ``chars`` or ``jieba``."""
     if name in RAGAS_LLM_METRICS:
         raise UnknownMetricError(
             f"metric {name!r} is judged by an LLM: build it with "
@@ -120,10 +173,16 @@ def get_ragas_metric(name: str) -> Metric:
         raise UnknownMetricError(
             f"unknown ragas metric {name!r}.{hint} Known: {', '.join([*RAGAS_METRICS, *RAGAS_LLM_METRICS])}"
         )
-    cls_name, kwargs, needs, desc = RAGAS_METRICS[name]
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _ragas_class(cls_name)(**kwargs)
-    return Metric(name, _scorer(_INSTANCES[name], needs), desc, "reference")
+    if cjk not in CJK_MODES or (cjk != "chars" and name not in RAGAS_TOKENIZED):
+        raise UnknownMetricError(f"metric {name}:{cjk}: only {', '.join(RAGAS_TOKENIZED)} tokenize Chinese, as one "
+                                 f"of {CJK_MODES}")
+    _, _, needs, desc = RAGAS_METRICS[name]
+    key = name if cjk == "chars" else f"{name}:{cjk}"
+    if key not in _INSTANCES:
+        _INSTANCES[key] = _build(name, cjk)
+    inst, zh, zh_text = _INSTANCES[key]
+    return Metric(key, _scorer(inst, needs, zh, zh_text), desc + ("" if cjk == "chars" else " (Chinese as jieba words)"),
+                  "reference")
 
 
 def ragas_llm_metrics(

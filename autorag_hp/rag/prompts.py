@@ -1,4 +1,5 @@
-"""Prompt templates (the ``prompt`` arm): ``concise``, ``cite`` and ``stepwise``; each answers in the question's language.
+"""Prompt templates (the ``prompt`` arm): ``concise``, ``cite`` and ``stepwise``; each answers in the question's language
+(:func:`autorag_hp.rag.language.language`: Chinese when at least a fifth of its letters are CJK).
 
 >>> from autorag_hp.types import Context
 >>> msgs = render("concise", "什么是列表？", [Context("a.rst", "列表是可变的序列。")])
@@ -12,9 +13,8 @@ import re
 from collections.abc import Sequence
 
 from autorag_hp.rag.errors import InvalidConfigError
+from autorag_hp.rag.language import language
 from autorag_hp.types import Context
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 PROMPTS: dict[str, str] = {
     "concise": (
@@ -38,11 +38,6 @@ LANGUAGE_NOTE = {
     "en": " Answer in English.",
 }
 PASSAGE_HEADER = re.compile(r"^\[(\d+)\] \(source: (.*?)\)$", re.MULTILINE)
-
-
-def language(text: str) -> str:
-    """``zh`` when the text has Chinese characters, ``en`` otherwise."""
-    return "zh" if _CJK.search(text) else "en"
 
 
 def format_contexts(contexts: Sequence[Context]) -> str:
