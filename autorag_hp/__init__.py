@@ -7,10 +7,12 @@
 >>> tuner.report(trial.id, 0.73)
 >>> tuner.best(1)[0].mean
 0.73
+
+The public names are imported on first use (:func:`autorag_hp.deps.lazy_exports`): ``import autorag_hp``
+loads neither numpy nor the tuner, so ``autorag-hp --help`` starts fast.
 """
 
-from importlib import metadata as _metadata
-
+from autorag_hp.deps import lazy_exports as _lazy_exports
 from autorag_hp.errors import (
     AutoRAGHPError,
     DuplicateTrialError,
@@ -27,13 +29,29 @@ from autorag_hp.errors import (
     UnknownStudyError,
     UnknownTrialError,
 )
-from autorag_hp.space import Config, Param, SearchSpace
-from autorag_hp.tuner import BestRow, Trial, Tuner
 
-try:  # one place for the version: the installed distribution's metadata (pyproject.toml)
-    __version__ = _metadata.version("autorag-hp")
-except _metadata.PackageNotFoundError:  # a checkout on sys.path without an install
-    __version__ = "0+unknown"
+_LAZY = {
+    "SearchSpace": "autorag_hp.space", "Param": "autorag_hp.space", "Config": "autorag_hp.space",
+    "Tuner": "autorag_hp.tuner", "Trial": "autorag_hp.tuner", "BestRow": "autorag_hp.tuner",
+}
+_getattr, __dir__ = _lazy_exports(__name__, _LAZY)
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml), or ``0+unknown`` for a checkout without an install."""
+    from importlib import metadata  # ~30 ms: read only when asked
+
+    try:
+        return metadata.version("autorag-hp")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def __getattr__(name: str):
+    if name == "__version__":
+        return version()
+    return _getattr(name)
+
 
 __all__ = [
     "SearchSpace", "Param", "Config", "Tuner", "Trial", "BestRow",

@@ -29,14 +29,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Version(argparse.Action):
+    """``--version``: reads the package metadata only when asked (importlib.metadata costs ~30 ms)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from autorag_hp import version
+
+        print(f"autorag-hp {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autorag-hp",
         description="Tune RAG pipelines online and offline with hierarchical multi-armed bandits.",
     )
-    from autorag_hp import __version__  # from the package metadata: nothing heavy
-
-    parser.add_argument("--version", action="version", version=f"autorag-hp {__version__}")
+    parser.add_argument("--version", action=_Version, help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -4,7 +4,7 @@ Examples::
 
     autorag-hp bench --table eval/results/grid_python_docs.sqlite \\
         --policies grid,random,ucb,thompson,hier_ucb,hier_ts,optuna_tpe,additive_lucb \\
-        --w 0.1,0.5,0.9 --seeds 20 --batch 4 --out eval/results/bench/python_docs
+        --w 0.1,0.5,0.9 --seeds 20 --batch-size 4 --out eval/results/bench/python_docs
     autorag-hp bench --synthetic --out /tmp/bench-synthetic          # a table with known structure
 
 Writes ``report.md`` (the paper's Table 1 at 20 % of grid's calls, calls to Recall@5 ≥ 0.8, served reward,
@@ -19,6 +19,9 @@ import shlex
 import sys
 import time
 
+from autorag_hp.commands.options import deprecated_alias
+from autorag_hp.overrides import config_pairs
+
 DEFAULT_POLICIES = "grid,random,ucb,thompson,hier_ucb,hier_ts,optuna_tpe,additive_lucb"
 
 
@@ -26,25 +29,14 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def _parse_fix(items: list[str] | None) -> dict:
-    import yaml
-
-    out = {}
-    for item in items or []:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--fix expects PARAM=VALUE, got {item!r}")
-        out[k.strip()] = yaml.safe_load(v)
-    return out
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--table", help="grid table: export (.jsonl.gz / .csv.gz), SQLite file, or database URL")
     src.add_argument("--synthetic", action="store_true", help="use a synthetic table with known structure")
     p.add_argument("--table-name", default=None, help="table name inside a database (default: the only one / 'grid')")
-    p.add_argument("--fix", action="append", metavar="PARAM=VALUE",
-                   help="restrict to the sub-space where PARAM=VALUE (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="fixed",
+                   help="restrict to the sub-space where KEY=VALUE, e.g. --set temperature=0.0 (repeatable)")
+    deprecated_alias(p, "--fix", "--set", dest="fixed", append=True)
     p.add_argument("--max-questions", type=int, default=None, help="use only the first N complete questions")
     p.add_argument("--synthetic-questions", type=int, default=175)
     p.add_argument("--synthetic-seed", type=int, default=0)
@@ -61,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cells (half the answers count as correct: a graded metric such as token_f1 made binary)")
     p.add_argument("--t-max", type=float, default=1000.0, help="token normaliser t_max")
     p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--batch", type=int, default=4, help="questions per decision (the paper's B = 4)")
+    p.add_argument("--batch-size", type=int, default=4, help="questions per decision (the paper's B = 4)")
+    deprecated_alias(p, "--batch", "--batch-size", type=int)
     p.add_argument("--rule", choices=("policy", "posterior", "lcb", "mean"), default="policy",
                    help="what each method deploys: best(1) under this ranking rule (default: the policy's own, "
                         "exactly what Tuner.best returns)")
@@ -102,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
         if name != "grid" and name not in available():
             print(f"unknown policy {name!r}; available: grid, {', '.join(available())}", file=sys.stderr)
             return 2
-    fix = _parse_fix(args.fix)
+    try:
+        fix = config_pairs(args.fixed)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     if args.synthetic:
         from autorag_hp.evaluation.replay import SyntheticTable
         from autorag_hp.space import SearchSpace
@@ -136,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     n = int(round(args.max_budget / args.step))
     fractions = [round(args.step * i, 6) for i in range(1, n + 1)]
     start = time.perf_counter()
-    res = run_bench(table, methods, rewards, seeds=args.seeds, batch=args.batch, fractions=fractions,
+    res = run_bench(table, methods, rewards, seeds=args.seeds, batch=args.batch_size, fractions=fractions,
                     rule=args.rule, holdout=args.holdout, method_seeds={"optuna_tpe": args.tpe_seeds},
                     max_fraction={"optuna_tpe": args.tpe_max_budget}, jobs=args.jobs,
                     progress=not args.no_progress)
@@ -161,7 +157,7 @@ def _live_check(args: argparse.Namespace, table) -> str:
 
     reward = PaperReward(w=args.live_w, metric=args.metric, threshold=args.threshold, t_max=args.t_max)
     R = table.reward_matrix(reward)
-    calls = int(round(args.live_budget * table.grid_calls / args.batch)) * args.batch
+    calls = int(round(args.live_budget * table.grid_calls / args.batch_size)) * args.batch_size
     pipe = load_pipeline(args.live)
     lines = ["", f"## Live check — w={args.live_w:g}, {calls:,} calls ({100 * calls / table.grid_calls:.0f} % of grid)", "",
              f"The same policies tuned on the live pipeline `{args.live}` through a real `Tuner` (each call runs "
@@ -172,9 +168,9 @@ def _live_check(args: argparse.Namespace, table) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name in [m.strip() for m in args.live_policies.split(",") if m.strip()]:
         for seed in range(args.live_seeds):
-            live = live_run(pipe, table, name, reward, budget_calls=calls, batch=args.batch, seed=seed,
+            live = live_run(pipe, table, name, reward, budget_calls=calls, batch=args.batch_size, seed=seed,
                             rule=args.rule, progress=not args.no_progress)
-            rep = replay(R, table.space, name, batch=args.batch, seed=seed, fractions=[calls / table.grid_calls],
+            rep = replay(R, table.space, name, batch=args.batch_size, seed=seed, fractions=[calls / table.grid_calls],
                          rule=args.rule)
             lines.append(f"| {name} | {seed} | {live['recall@5']:.2f} | {float(rep['recall@5'][0]):.2f} | "
                          f"{live['served']:.4f} | {float(rep['served'][0]):.4f} | {live['deployed']:.4f} | "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from autorag_hp.commands.options import deprecated_alias
+
 DEMO_SPACE = {
     "retrieval": {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5, 7, 9], "embedding": ["bm25", "minilm", "e5"]},
     "generation": {"temperature": [0.0, 0.7], "prompt": ["concise", "cite", "stepwise"]},
@@ -25,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "~10 min; 0 = no limit)")
     p.add_argument("--policies", default="grid,random,ucb,thompson,epsilon_greedy,hier_ucb,hier_ts")
     p.add_argument("--budget", type=float, default=0.2, help="share of grid search's evaluations (default 0.2)")
-    p.add_argument("--batch", type=int, default=None, help="questions per decision (synthetic: 4 as in the paper; live: 2)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="questions per decision (synthetic: 4 as in the paper; live: 2)")
+    deprecated_alias(p, "--batch", "--batch-size", type=int)
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--noise", type=float, default=0.3)
 
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if rc:
         return rc
     argv = ["tune", "--pipeline", args.pipeline, "--policy", "hier_ucb", "--questions", str(args.questions),
-            "--batch-size", str(args.batch or 2), "--seed", "0", "--top", "5"]
+            "--batch-size", str(args.batch_size or 2), "--seed", "0", "--top", "5"]
     if args.timeout:
         argv += ["--timeout", str(args.timeout)]
     print(f"Tuning on up to {args.questions} questions"
@@ -86,22 +90,22 @@ def run_synthetic(args: argparse.Namespace) -> int:
     from autorag_hp import SearchSpace
     from autorag_hp.evaluation.replay import SyntheticTable, replay
 
-    args.batch = args.batch or 4
+    args.batch_size = args.batch_size or 4
     space = SearchSpace(DEMO_SPACE)
     table = SyntheticTable.make(space, seed=0, noise=args.noise, interaction=0.1, tokens_effect=None)
-    R = table.rewards(args.batch)  # grid search evaluates each configuration on one batch of questions
+    R = table.rewards(args.batch_size)  # grid search evaluates each configuration on one batch of questions
     budget = int(round(args.budget * R.size))
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     print(f"Search space: {space.size} configurations ({', '.join(f'{p.name}:{len(p)}' for p in space.params)})")
     print(f"Reward table: synthetic, known optimum {table.means.max():+.3f}, per-question noise sd {args.noise}")
-    print(f"Budget: {budget} evaluations = {args.budget:.0%} of grid search's {R.size}; B = {args.batch}; "
+    print(f"Budget: {budget} evaluations = {args.budget:.0%} of grid search's {R.size}; B = {args.batch_size}; "
           f"{args.seeds} seeds\n")
     rows = []
     with tqdm(total=len(policies) * args.seeds, desc="replaying", unit="run") as bar:
         for name in policies:
             res = []
             for seed in range(args.seeds):
-                out = replay(R, space, name, batch=args.batch, seed=seed, fractions=[budget / R.size], ks=(5,),
+                out = replay(R, space, name, batch=args.batch_size, seed=seed, fractions=[budget / R.size], ks=(5,),
                              truth=table.means)
                 res.append({k: float(out[k][-1]) for k in ("recall@5", "served", "deployed")})
                 bar.update()
