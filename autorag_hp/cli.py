@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("autorag_hp.commands.demo", "run the main job on the bundled data and print a readable result"),
     "bench-engine": ("autorag_hp.commands.bench_engine", "suggest+report throughput against Optuna and river"),
     "bench-history": ("autorag_hp.commands.bench_history", "restart time and /v1/trials latency at 1k-1M events"),
-    "export": ("autorag_hp.commands.log_io", "export a study's event log as JSONL"),
+    "export": ("autorag_hp.commands.log_io", "export a study: its event log as JSONL, or its trials into Optuna or MLflow"),
     "import": ("autorag_hp.commands.log_io", "import a JSONL event log into a storage"),
     "show": ("autorag_hp.commands.show", "show a stored study: best configurations, arm means; --report DIR: report.md + PNGs"),
     "bench-generator": ("autorag_hp.commands.bench_generator", "local generator speed/quality: fp32, int8, bf16"),

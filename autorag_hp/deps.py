@@ -21,6 +21,8 @@ INSTALL = {
     "optuna": "`pip install -e '.[training]'`",
     "sklearn": "`pip install -e '.[training]'`",
     "ragas": "`pip install 'autorag-hp[eval]'`",
+    "mlflow": "`pip install 'autorag-hp[mlflow]'` (mlflow-skinny, the tracking client)",
+    "matplotlib": "`pip install 'autorag-hp[eval]'`",
 }
 
 

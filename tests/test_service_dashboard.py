@@ -8,14 +8,15 @@ exploration share) and a screenshot is kept as a test artifact in ``$AUTORAG_HP_
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
+from browser_support import (  # the headless Chromium the page tests share
+    chromium,
+    chromium_binary,
+    dump_dom,
+    screenshot,
+)
 
 pytest.importorskip("fastapi")
 
@@ -23,24 +24,6 @@ KEYS = {"clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-012
         "admin": ["admin-0123456789ab"]}
 SCORE = {"Authorization": "Bearer score-web-0123456789"}  # asks; may send a reference for the service to score
 FB = {"Authorization": "Bearer fb-web-0123456789"}
-ARTIFACTS = Path(os.environ.get("AUTORAG_HP_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
-
-
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def chromium(binary: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-               "--virtual-time-budget=15000", *args]
-        return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
 
 
 def seed_traffic(url: str, n: int = 40) -> None:
@@ -73,11 +56,7 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
     with Replica(args, log=tmp_path / "serve.log", name="dash") as rep:
         seed_traffic(rep.url)
         page = f"{rep.url}/#key=fb-web-0123456789"
-        dom = chromium(binary, "--dump-dom", page)
-        html = dom.stdout.decode("utf-8", "replace")
-        assert dom.returncode == 0, dom.stderr.decode()[-2000:]
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "dashboard.dom.html").write_text(html)
+        html = dump_dom(binary, page, "dashboard.dom.html")
         assert 'data-ready="1"' in html, html[-3000:]
         assert 'data-param="chunk_size"' in html and 'data-param="top_k"' in html  # arms table rows
         assert "Exploitation serves:" in html  # best configurations section filled
@@ -85,12 +64,7 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
         assert best_rows.count("<tr>") >= 3 and "no rewards yet" not in best_rows
         chart = re.search(r'<svg id="chart"[^>]*>(.*?)</svg>', html, re.S).group(1)
         assert chart.count("<circle") >= 2
-        shot = tmp_path / "dashboard.png"
-        res = chromium(binary, f"--screenshot={shot}", "--window-size=1280,900", page)
-        assert res.returncode == 0 and shot.exists(), res.stderr.decode()[-2000:]
-        data = shot.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real, non-blank page
-        shutil.copy(shot, ARTIFACTS / "dashboard.png")
+        screenshot(binary, page, tmp_path / "dashboard.png")
         # without a key the page asks for one instead of showing data
         nokey = chromium(binary, "--dump-dom", rep.url + "/").stdout.decode("utf-8", "replace")
         assert 'data-ready="error"' in nokey and "give a feedback or admin key" in nokey

@@ -1,4 +1,12 @@
-"""``autorag-hp export`` / ``autorag-hp import``: a study's event log as JSON lines."""
+"""``autorag-hp export`` / ``autorag-hp import``: a study's event log as JSON lines; ``export --format optuna``
+(:mod:`autorag_hp.export`) and ``--format mlflow`` (:mod:`autorag_hp.integrations.mlflow`) write its trials into
+an Optuna study or an MLflow run instead.
+
+    autorag-hp export --storage sqlite:///tuning.db --study tune --file tune.jsonl
+    autorag-hp export --storage sqlite:///tuning.db --study tune --format optuna --to sqlite:///optuna.db
+    optuna-dashboard sqlite:///optuna.db
+    autorag-hp export --storage sqlite:///tuning.db --study tune --format mlflow --to sqlite:///mlflow.db
+"""
 
 from __future__ import annotations
 
@@ -15,11 +23,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="import only: a space YAML/JSON for a study that does not exist yet in the target storage")
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    add_arguments(p)
+    p.add_argument("--format", choices=("jsonl", "optuna", "mlflow"), default="jsonl",
+                   help="jsonl: the event log (to --file or stdout); optuna: the trials into an Optuna study at --to; "
+                        "mlflow: one MLflow run of the study, metrics per decision, at tracking URI --to")
+    p.add_argument("--to", default=None, metavar="URL",
+                   help="optuna: its storage URL or a path (sqlite:///optuna.db); mlflow: the tracking URI "
+                        "(sqlite:///mlflow.db, file:///path/mlruns, http://host:5000)")
+    p.add_argument("--name", default=None,
+                   help="the Optuna study / MLflow experiment to write (default: the study's own name)")
+    p.add_argument("--replace", action="store_true", help="optuna: overwrite an Optuna study of that name")
+
+
+def _export_to(args: argparse.Namespace) -> int:
+    from autorag_hp.errors import AutoRAGHPError
+    from autorag_hp.reporting.study import masked
+
+    if not args.to:
+        example = "sqlite:///optuna.db" if args.format == "optuna" else "sqlite:///mlflow.db"
+        print(f"error: --format {args.format} needs --to (e.g. --to {example})", file=sys.stderr)
+        return 2
+    if args.file:
+        print(f"error: --file is for --format jsonl; --format {args.format} writes to --to", file=sys.stderr)
+        return 2
+    try:
+        if args.format == "optuna":
+            from autorag_hp.export import to_optuna
+
+            study = to_optuna(args.storage, args.study, args.to, optuna_study=args.name, replace=args.replace)
+            print(f"exported {len(study.trials)} trials of study {args.study!r} into Optuna study "
+                  f"{study.study_name!r} at {masked(args.to)}", file=sys.stderr)
+            return 0
+        if args.replace:
+            print("error: --replace is for --format optuna (an MLflow export continues the study's one run)",
+                  file=sys.stderr)
+            return 2
+        from autorag_hp.integrations.mlflow import MLflowLogger
+
+        logger = MLflowLogger(args.storage, args.study, tracking_uri=args.to, experiment=args.name)
+        n = logger.sync()
+        print(f"logged {n} decisions of study {args.study!r} to MLflow run {logger.run_id} (experiment "
+              f"{logger.experiment!r}) at {masked(args.to)}", file=sys.stderr)
+        return 0
+    except (AutoRAGHPError, ValueError, ImportError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def run(args: argparse.Namespace) -> int:
     from autorag_hp.errors import AutoRAGHPError
     from autorag_hp.space import SearchSpace
     from autorag_hp.storage import Event, open_storage
 
+    if args.command == "export" and args.format != "jsonl":
+        return _export_to(args)
+    if args.command == "export" and args.to:
+        print("error: --to is for --format optuna or mlflow; the JSONL log goes to --file", file=sys.stderr)
+        return 2
     storage = open_storage(args.storage)
     try:
         if args.command == "export":

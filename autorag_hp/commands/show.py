@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def pick_study(storage, study: str | None) -> str:
     """``study``, or the storage's only one; a clear error naming the studies there otherwise."""
     from autorag_hp.errors import UnknownStudyError
+    from autorag_hp.reporting.study import masked
 
     if study is not None:
         return study
@@ -32,8 +33,8 @@ def pick_study(storage, study: str | None) -> str:
     if len(names) == 1:
         return names[0]
     if not names:
-        raise UnknownStudyError(f"{storage.url} holds no study yet")
-    raise UnknownStudyError(f"{storage.url} holds {len(names)} studies ({', '.join(names)}); pick one with --study")
+        raise UnknownStudyError(f"{masked(storage.url)} holds no study yet")
+    raise UnknownStudyError(f"{masked(storage.url)} holds {len(names)} studies ({', '.join(names)}); pick one with --study")
 
 
 def run(args: argparse.Namespace) -> int:

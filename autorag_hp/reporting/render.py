@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autorag_hp.reporting.study import StudyData
+from autorag_hp.reporting.study import StudyData, masked
 
 PLOTS = ("arms.png", "reward.png", "exploration.png")
 
@@ -203,17 +203,7 @@ def command_line(args) -> str | None:
     argv = getattr(args, "argv", None)
     if not argv:
         return None
-    out = ["autorag-hp"]
-    for text in argv:
-        if "://" in text and "@" in text:
-            import sqlalchemy as sa
-
-            try:
-                text = sa.engine.make_url(text).render_as_string(hide_password=True)
-            except sa.exc.ArgumentError:
-                pass
-        out.append(shlex.quote(text))
-    return " ".join(out)
+    return " ".join(["autorag-hp", *(shlex.quote(masked(text)) for text in argv)])
 
 
 def write_report(data: StudyData, out: str | Path, *, command: str | None = None) -> list[Path]:

@@ -193,6 +193,18 @@ def infer_space(trials: list[TrialRecord]) -> SearchSpace:
     return SearchSpace(spec)
 
 
+def masked(url: str) -> str:
+    """A URL with its password masked (``postgresql://user:***@host/db``); other text as it is."""
+    if "://" not in url or "@" not in url:
+        return url
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def open_existing(storage: Storage | str) -> Storage:
     """:func:`open_storage` for reading: a SQLite URL whose file does not exist is an error (opening it would
     create an empty database under a mistyped name), not an empty storage."""
@@ -217,10 +229,10 @@ def load_study(storage: Storage | str, study: str = "default", *, top: int = 5) 
     st = open_existing(storage)
     names = st.studies()
     if study not in names:
-        raise UnknownStudyError(f"no study {study!r} in {st.url}; studies there: {', '.join(names) or 'none'}")
+        raise UnknownStudyError(f"no study {study!r} in {masked(st.url)}; studies there: {', '.join(names) or 'none'}")
     trials = read_trials(st, study)
     if not trials:
-        raise UnknownStudyError(f"study {study!r} in {st.url} has no trials yet; nothing to show")
+        raise UnknownStudyError(f"study {study!r} in {masked(st.url)} has no trials yet; nothing to show")
     space = infer_space(trials)
     fold = make_policy("random", space, seed=0)
     for t, cfg in StudyData(study, st.url, space, trials, [], "posterior").configs():
@@ -230,11 +242,11 @@ def load_study(storage: Storage | str, study: str = "default", *, top: int = 5) 
     best = rank(space, fold.sample_stats(), top, rule="posterior")
     note = ("the space is inferred from the trials' configurations (values never tried are not listed); the best "
             "configurations are ranked by the posterior rule, not the policy's own")
-    return StudyData(study, st.url, space, trials, best, "posterior", None, True, [note])
+    return StudyData(study, masked(st.url), space, trials, best, "posterior", None, True, [note])
 
 
 def from_tuner(tuner: Tuner, *, top: int = 5) -> StudyData:
     """A live tuner's study: its own space and :meth:`Tuner.best` (the policy's rule)."""
     trials = read_trials(tuner.storage, tuner.study)
-    return StudyData(tuner.study, tuner.storage.url, tuner.space, trials, tuner.best(top), "policy",
+    return StudyData(tuner.study, masked(tuner.storage.url), tuner.space, trials, tuner.best(top), "policy",
                      tuner.policy.name, False, [])
