@@ -222,7 +222,8 @@ def test_a_pinned_key_leaves_the_tuned_space_and_rewards_come_by_name(pipeline, 
     # --set pins a key the spec's space tunes: it leaves the space (the same rule as `autorag-hp tune --set`)
     _, ctl = make_client(pipeline, tmp_path, space=None, config={"embedding": "bm25", "top_k": 3})
     assert "embedding" not in ctl.space.names and "top_k" not in ctl.space.names
-    assert ctl.space.size == pipeline.space.size // 9 and ctl.fixed == {"embedding": "bm25", "top_k": 3}
+    # and the extractive generator ignores prompt and temperature: they leave it too (issue 16 §5)
+    assert ctl.space.names == ["chunk_size"] and ctl.fixed == {"embedding": "bm25", "top_k": 3}
     p = argparse.ArgumentParser()
     add_arguments(p)
     s = settings_from_args(p.parse_args(["--reward", "python_docs_w0.5"]))

@@ -30,6 +30,7 @@ class ExtractiveGenerator:
 
     llm_calls = 0
     name = "extractive"
+    ignores = ("prompt", "temperature")  # config keys that never change its answer (the tuner leaves them out)
 
     def generate(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Generation:
         s = Sampling.of(sampling, **overrides)

@@ -4,8 +4,8 @@ Everything that treats Chinese differently asks here: the prompts (answer in the
 text metrics (CJK characters, or jieba words, as tokens), BM25 (jieba words) and the default search space
 (English-only embeddings left out for a Chinese corpus, :func:`language_space`).
 
->>> cjk_share("Debian 是一个操作系统")
-0.5
+>>> cjk_share("Debian 操作系统")  # 4 CJK characters, 6 Latin letters
+0.4
 >>> language("什么是列表？"), language("How do I use 列表 in Python?")
 ('zh', 'en')
 >>> segment("元组是不可变的序列")

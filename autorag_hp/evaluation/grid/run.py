@@ -47,7 +47,8 @@ def run_grid(
     """Evaluate every configuration on every question into the table at ``out``; see the module docstring.
 
     ``pipeline``: a spec string (YAML path or ``module:factory``; needed when ``workers > 1`` or with
-    ``storage``) or a pipeline object. ``space``: a SearchSpace or a path (default: ``pipeline.space``).
+    ``storage``) or a pipeline object. ``space``: a SearchSpace or a path (default: ``pipeline.space`` as
+    :func:`autorag_hp.overrides.tuned_space` fits it to the corpus language and the generator).
     ``questions``: the first N of ``pipeline.questions()``. Returns a summary dict (rows, cells computed now,
     LLM calls now and in total, wall time). ``import_from``: an export (``.jsonl.gz`` / ``.csv.gz``) of the
     same grid whose rows are loaded into the table first, so a committed partial grid resumes anywhere.
@@ -56,8 +57,10 @@ def run_grid(
     t_start, wall0 = time.time(), time.perf_counter()
     overrides = dict(pipeline_kwargs or {})
     pipe = pipeline_from_spec(pipeline, overrides)
-    if space is None:
-        space = pipe.space
+    if space is None:  # the pipeline's default space, fitted to it as tune and serve fit it (language, generator)
+        from autorag_hp.overrides import tuned_space
+
+        space, _ = tuned_space(None, None, pipe, notify=log)
     elif isinstance(space, str | os.PathLike):
         from autorag_hp.space import SearchSpace
 
