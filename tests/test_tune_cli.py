@@ -47,12 +47,12 @@ def test_tune_json_summary_with_user_data_and_storage(data, capsys, tmp_path):
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["questions"] == 12 and summary["llm_calls"] == 0 and summary["policy"] == "ucb"
-    assert summary["best"] and set(summary["best"][0]["config"]) == {"chunk_size", "top_k", "embedding", "prompt"}
+    # the extractive generator ignores prompt: it leaves the space (issue 16 §5)
+    assert summary["best"] and set(summary["best"][0]["config"]) == {"chunk_size", "top_k", "embedding"}
     assert -1.0 <= summary["mean_reward"] <= 1.0
     from autorag_hp.space import SearchSpace
 
-    space = SearchSpace({"retrieval": {"chunk_size": [256, 1024], "top_k": [1, 3], "embedding": ["bm25"]},
-                         "generation": {"prompt": ["concise", "cite"]}})
+    space = SearchSpace({"retrieval": {"chunk_size": [256, 1024], "top_k": [1, 3], "embedding": ["bm25"]}})
     assert len(Tuner(space, policy="ucb", storage=db, study="tune").trials()) == 12
 
     # bad input: an empty question fails before anything is stored
