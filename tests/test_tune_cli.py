@@ -61,7 +61,7 @@ def test_tune_json_summary_with_user_data_and_storage(data, capsys, tmp_path):
     rc = _tune(data, "--corpus", str(data / "corpus.jsonl"), "--qa", str(bad), "--storage", db, "--policy", "ucb")
     assert rc == 2 and "non-empty string field 'question'" in capsys.readouterr().err
     long = tmp_path / "long.jsonl"
-    long.write_text(json.dumps({"question": "why " * 1000, "sources": ["x"]}) + "\n")
+    long.write_text(json.dumps({"question": "why " * 1000, "answer": "x"}) + "\n")
     rc = _tune(data, "--corpus", str(data / "corpus.jsonl"), "--qa", str(long), "--storage", db, "--policy", "ucb")
     assert rc == 2 and "limit of 2000" in capsys.readouterr().err
     assert len(Tuner(space, policy="ucb", storage=db, study="tune").trials()) == 12

@@ -19,16 +19,22 @@ User data:
 
 - ``load_corpus("my_docs/")``: every ``.txt``/``.md``/``.rst``/``.html`` file below the folder, id = relative path;
 - ``load_corpus("corpus.jsonl")``: one ``{"id": ..., "text": ...}`` per line;
-- ``load_questions("qa.jsonl")``: one ``{"question": ..., "answer"?: ..., "sources"?: [...]}`` per line.
+- ``load_questions("qa.jsonl")``: one ``{"question": ..., "answer"?: ..., "sources"?: [...]}`` per line; a key
+  close to one of these (``"anwser"``) is an error naming the key it resembles, any other key a warning;
+- :func:`check_gold_sources`: every gold source names a document of the corpus (near matches are listed);
+- :func:`resolve_data_path`: a relative path is looked up in the working directory first, then beside the spec.
 """
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import hashlib
 import html
 import json
+import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -263,6 +269,73 @@ def _jsonl_rows(path: Path) -> Iterable[tuple[int, dict]]:
         yield n, row
 
 
+#: the keys of a question line, and of a corpus line
+QA_KEYS = ("question", "answer", "sources", "id")
+CORPUS_KEYS = ("id", "text")
+
+
+def _near(key: str, known: Sequence[str]) -> str | None:
+    found = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def resolve_data_path(value: str | os.PathLike, base: str | os.PathLike | None, what: str = "corpus") -> Path:
+    """The file or folder ``value`` names: as given (absolute, or relative to the working directory) when it exists,
+    else relative to ``base`` (the folder of the spec that names it); else a :class:`CorpusError` naming every place
+    tried. ``what`` (``corpus``, ``questions``) starts the message."""
+    p = Path(value).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    tried = [Path.cwd() / p]
+    if base is not None:
+        beside = Path(base) / p
+        if beside.exists():
+            return beside
+        tried.append(beside)
+    places = " and ".join(f"{str(t)!r}" for t in tried)
+    where = "the working directory" + (" and beside the pipeline spec" if base is not None else "")
+    raise CorpusError(f"{what} {str(value)!r} does not exist: looked in {where} ({places}); give an existing path, "
+                      "absolute or relative to one of those")
+
+
+def corpus_label(spec: object) -> str:
+    """A short name for what a corpus spec points at: ``my_docs`` for ``"path/to/my_docs/"``, the bundled name for
+    ``{bundled: python_docs}``, ``"3 documents"`` for a list."""
+    if isinstance(spec, dict) and len(spec) == 1:
+        spec = next(iter(spec.values()))
+    if isinstance(spec, str | os.PathLike):
+        name = Path(spec).name
+        for suffix in (".gz", ".jsonl", ".json"):
+            name = name.removesuffix(suffix)
+        return name or str(spec)
+    if isinstance(spec, list | tuple):
+        return f"{len(spec)} documents"
+    return type(spec).__name__
+
+
+def check_gold_sources(questions: Sequence[QAItem], docs: Sequence[Document], where: str = "the questions") -> None:
+    """Every gold source of every question must be the id of a document of ``docs``; otherwise a
+    :class:`CorpusError` listing each unknown source (up to 10) with its near matches, so a typo such as
+    ``"instal.md"`` does not silently score an MRR of 0."""
+    ids = {d.id for d in docs}
+    bad = [(q, s) for q in questions for s in q.sources if s not in ids]
+    if not bad:
+        return
+    by_name: dict[str, list[str]] = {}
+    for doc_id in ids:
+        by_name.setdefault(doc_id.rsplit("/", 1)[-1], []).append(doc_id)
+    lines = []
+    for q, src in bad[:10]:
+        near = sorted(by_name.get(src.rsplit("/", 1)[-1], []))[:3] or difflib.get_close_matches(src, ids, n=3)
+        hint = f" (near: {', '.join(repr(n) for n in near)})" if near else " (no document id is close)"
+        lines.append(f"{q.id or q.question[:40]!r}: {src!r}{hint}")
+    more = f", and {len(bad) - 10} more" if len(bad) > 10 else ""
+    raise CorpusError(
+        f"{len(bad)} gold source(s) in {where} match no document of the corpus ({len(ids)} documents): "
+        + "; ".join(lines) + more + ". A source is a document id: for a folder corpus the file's path relative to the "
+        "folder (e.g. 'guide/install.md'), for a JSONL corpus its 'id'; fix the 'sources' of those questions")
+
+
 def load_corpus(path: str | Path) -> list[Document]:
     """Load a corpus from a folder of text files or a JSONL file of ``{"id", "text"}``; empty → CorpusError."""
     p = Path(path)
@@ -283,7 +356,9 @@ def load_corpus(path: str | Path) -> list[Document]:
         for n, row in _jsonl_rows(p):
             text = row.get("text")
             if not isinstance(text, str):
-                raise CorpusError(f"{p}:{n}: each line needs a string field 'text'")
+                near = next((k for k in row if k not in CORPUS_KEYS and _near(k, CORPUS_KEYS) == "text"), None)
+                hint = f" (found {near!r}: rename it to 'text')" if near else ""
+                raise CorpusError(f"{p}:{n}: each line needs a string field 'text'{hint}")
             doc_id = str(row.get("id", f"doc{n}"))
             if doc_id in ids:
                 raise CorpusError(f"{p}:{n}: duplicate id {doc_id!r}; document ids must be unique")
@@ -303,7 +378,16 @@ def load_questions(path: str | Path) -> list[QAItem]:
     if not p.exists():
         raise CorpusError(f"question file {str(p)!r} does not exist; give a JSONL file of {{\"question\": ...}} lines")
     items: list[QAItem] = []
+    ignored: dict[str, int] = {}
     for n, row in _jsonl_rows(p):
+        for key in row:
+            if key in QA_KEYS:
+                continue
+            near = _near(key, QA_KEYS)
+            if near is not None:
+                raise CorpusError(f"{p}:{n}: unknown key {key!r}; did you mean {near!r}? A question line has the keys "
+                                  f"{', '.join(QA_KEYS)} (only 'question' is required)")
+            ignored.setdefault(key, n)
         q = row.get("question")
         if not isinstance(q, str) or not q.strip():
             raise CorpusError(f"{p}:{n}: each line needs a non-empty string field 'question'")
@@ -318,4 +402,8 @@ def load_questions(path: str | Path) -> list[QAItem]:
         items.append(QAItem(q.strip(), answer, tuple(sources), str(row.get("id", f"q{n}"))))
     if not items:
         raise CorpusError(f"question file {str(p)!r} holds no questions")
+    if ignored:
+        first = ", ".join(f"{k!r} (line {n})" for k, n in ignored.items())
+        warnings.warn(f"{p}: ignoring unknown key(s) {first}: a question line has the keys {', '.join(QA_KEYS)}",
+                      stacklevel=2)
     return items

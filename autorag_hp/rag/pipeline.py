@@ -21,10 +21,13 @@ from typing import Any
 
 from autorag_hp.rag.data import (
     Document,
+    check_gold_sources,
+    corpus_label,
     load_bundled_corpus,
     load_bundled_questions,
     load_corpus,
     load_questions,
+    resolve_data_path,
 )
 from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError, check_question
 from autorag_hp.types import Answer, Context, QAItem
@@ -64,9 +67,7 @@ def _data(spec: Any, kind: str, base: Path | None):
             raise PipelineSpecError(f"{kind}: give {{bundled: NAME}} or {{path: PATH}}, got {dict(spec)}")
         spec = spec["path"]
     if isinstance(spec, str | Path):
-        p = Path(spec).expanduser()
-        if base is not None and not p.is_absolute() and not p.exists():
-            p = base / p
+        p = resolve_data_path(spec, base, "corpus" if kind == "corpus" else "question file")
         return load_corpus(p) if kind == "corpus" else load_questions(p)
     raise PipelineSpecError(f"{kind}: cannot load from {type(spec).__name__}")
 
@@ -107,6 +108,7 @@ class RAGPipeline:
         if self.docs is None:
             raise PipelineSpecError("a pipeline needs a corpus")
         self._questions: list[QAItem] | None = _data(questions, "questions", base)
+        check_gold_sources(self._questions or (), self.docs, f"the questions of {name!r}")
         unknown = sorted(set(defaults or {}) - set(CONFIG_KEYS))
         if unknown:
             raise PipelineSpecError(f"unknown default(s) {unknown}; config keys are {list(CONFIG_KEYS)}")
@@ -273,12 +275,9 @@ def load_pipeline(path: str | Path, *, corpus: Any = None, questions: Any = None
         spec = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise PipelineSpecError(f"{p}: not valid YAML: {e}") from e
-    if not isinstance(spec, Mapping):
-        raise PipelineSpecError(f"{p}: expected a mapping at the top level")
-    known = {"name", "description", "corpus", "questions", "defaults", "generator", "space", "retrieval", "limits"}
-    extra = sorted(set(spec) - known)
-    if extra:
-        raise PipelineSpecError(f"{p}: unknown section(s) {extra}; known: {sorted(known)}")
+    from autorag_hp.specs.schema import validate_pipeline_spec  # pydantic models of the YAML: every level
+
+    spec = validate_pipeline_spec(spec, str(p))
     retrieval = spec.get("retrieval") or {}
     limits = spec.get("limits") or {}
     kwargs: dict[str, Any] = {
@@ -287,7 +286,8 @@ def load_pipeline(path: str | Path, *, corpus: Any = None, questions: Any = None
         "defaults": spec.get("defaults"),
         "generator": generator if generator is not None else spec.get("generator", "local"),
         "space": spec.get("space"),
-        "name": spec.get("name", p.stem) if corpus is None else f"{spec.get('name', p.stem)} on {corpus}",
+        "name": spec.get("name", p.stem) if corpus is None else f"{corpus_label(corpus)} ({spec.get('name', p.stem)} "
+                                                                 "settings)",
         "hybrid_dense": retrieval.get("hybrid_dense", "e5"),
         "max_question_chars": limits.get("max_question_chars", 2000),
         "base_dir": p.parent,

@@ -9,11 +9,12 @@ wheel runs ``autorag-hp tune`` / ``demo`` without the repository checkout. Refer
 Rules (:func:`resolve`), in order:
 
 1. an existing file wins: an absolute path, or a relative path looked up in the current working directory;
-2. then, when the caller has a base folder (a spec file's own folder), the path relative to it;
+2. then, when the caller has a base folder (a spec file's own folder), the path relative to it (data paths follow
+   the same rule: :func:`autorag_hp.rag.data.resolve_data_path`);
 3. then a bundled name: the file name without ``.yaml`` (``python_docs_faq``, ``python_docs_w0.5``);
    ``NAME.yaml`` is accepted too, a path with a folder in it is not (``pipelines/python_docs.yaml`` is not
    the bundled ``python_docs``: the folder does not exist);
-4. else an error naming the bundled specs of that kind.
+4. else an error naming the places it looked and the bundled specs of that kind.
 
 >>> bundled("pipeline")
 ['demo', 'python_docs', 'python_docs_faq']
@@ -77,5 +78,7 @@ def resolve(value: str | os.PathLike, kind: str, *, base: str | os.PathLike | No
     if found is not None:
         return found
     names = ", ".join(bundled(kind))
-    raise error(f"{kind} spec {text!r} is neither a file nor a bundled {kind} name; bundled {kind}s: {names} "
-                f"(e.g. {bundled(kind)[-1]!r}), or give the path of your own YAML file")
+    tried = [str(Path.cwd() / p)] + ([str(Path(base) / p)] if base is not None and not p.is_absolute() else [])
+    places = " and ".join(repr(t) for t in tried)
+    raise error(f"{kind} spec {text!r} is neither a file nor a bundled {kind} name (looked for the file at {places}); "
+                f"bundled {kind}s: {names} (e.g. {bundled(kind)[-1]!r}), or give the path of your own YAML file")
