@@ -84,6 +84,30 @@ def build_notice(est, space, hybrid_dense: str) -> str:
     return msg
 
 
+def one_value_notes(space, fixed: dict[str, Any] | None = None) -> list[str]:
+    """Warnings for a space that tunes less than it seems to: a parameter with one value, a single configuration."""
+    notes = [f"warning: space parameter {p.name!r} has one value ({p.values[0]!r}), so it is not tuned; give it more "
+             f"values, or pin it with --set {p.name}={p.values[0]} to say so" for p in space.params if len(p.values) == 1]
+    if space.size == 1:
+        pinned = f" (pinned: {_short(fixed)})" if fixed else ""
+        notes.append(f"warning: the search space has a single configuration{pinned}: every question runs it and there "
+                     "is nothing to tune; give a parameter two or more values in the spec's space: or with --space")
+    return notes
+
+
+def resumed_note(tuner, storage: str | None) -> tuple[int, str | None]:
+    """``(events, message)``: what ``tune`` says when ``--storage`` already holds the study (how many events it loaded
+    and what they were); ``(0, None)`` for a new study."""
+    events = tuner.storage.events(tuner.study)
+    if not events:
+        return 0, None
+    trials = tuner.trials()
+    reported = sum(t.state == "reported" for t in trials)
+    note = (f"resumed study {tuner.study!r} from {storage}: {len(events)} events loaded ({len(trials)} trials, "
+            f"{reported} reported); tuning continues from them (another --study or --storage starts afresh)")
+    return len(events), note
+
+
 def run(args: argparse.Namespace) -> int:
     from autorag_hp.errors import AutoRAGHPError
     from autorag_hp.rag import load_pipeline
@@ -122,8 +146,13 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"question {it.question[:60]!r} has neither a reference answer nor gold sources; "
                                  "add 'answer' or 'sources' to your questions, or pass --reward")
         reward_fn, reward_desc = _reward_fn(args.reward)
+        for note in one_value_notes(space, fixed):
+            print(note, file=sys.stderr)
         tuner = Tuner(space, policy=args.policy, storage=args.storage, seed=args.seed,
                       batch_size=args.batch_size, study=args.study)
+        resumed_events, resumed = resumed_note(tuner, args.storage)
+        if resumed:
+            print(resumed, file=sys.stderr)
         load_s = time.perf_counter() - t_load
     except (AutoRAGHPError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -197,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
         "total_tokens": tokens,
         "reward": reward_desc,
         "storage": args.storage or "memory",
+        "resumed_events": resumed_events,
         "study": args.study,
         "best": [r.to_dict() for r in top],
     }
