@@ -7,13 +7,19 @@ Each trial becomes one Optuna trial of a study with direction ``maximize`` and t
   plots treat the space as the categorical grid it is);
 * **value**: its reward; state ``COMPLETE`` when reported, ``FAIL`` when it expired unreported, ``RUNNING``
   while pending;
-* **datetime_start / datetime_complete**: when it was handed out and reported (expired: its deadline);
-* **user_attrs**: ``trial_id``, ``state``, ``config_id``, ``client`` (the trial's owner), ``created_at``,
-  ``reported_at``, ``expires_at`` (Unix seconds), and everything the trial recorded of its decision
-  (``decision``, ``slot``, ``batch``, ``question`` and the policy's own keys, e.g. ``param``, ``explore``).
+* **datetime_start / datetime_complete**: when it was handed out and reported (expired: its deadline), in local
+  time as Optuna keeps its own;
+* **user_attrs**: ``trial_id``, ``client`` (the trial's owner), ``created_at``, ``reported_at``, ``expires_at``
+  (Unix seconds, exact), and everything the trial recorded of its decision (``decision``, ``slot``, ``batch``,
+  ``question`` and the policy's own keys, e.g. ``param``, ``explore``); those without a value are left out.
+  The trials' stored record has no latency or token counts, so neither does the export.
+
+Cost: Optuna's RDB storage writes each trial, parameter and attr through its ORM, one trial per transaction:
+18-19 ms per trial on SQLite on a shared 2-vCPU AMD EPYC VM (600 trials in 11.5 s), CPU-bound, not fsync-bound.
 
 The study's user attrs say where it came from (the source storage with its password masked, the study name,
-the space). Then ``optuna-dashboard sqlite:///optuna.db``, ``optuna.visualization`` and
+the space) and hold the best configurations by their mean reward with 95 % intervals (``best_configurations``):
+Optuna's own "best trial" is the single luckiest reward, one question's, not a configuration's mean. Then ``optuna-dashboard sqlite:///optuna.db``, ``optuna.visualization`` and
 ``optuna.importance.get_param_importances`` work on RAG tuning.
 
 >>> from autorag_hp import Tuner
@@ -54,9 +60,9 @@ def frozen_trials(data: StudyData) -> list[optuna.trial.FrozenTrial]:
     dists = {name: CategoricalDistribution(list(data.space[name].values)) for name in data.space.names}
     out = []
     for number, (t, cfg) in enumerate(data.configs()):
-        attrs: dict[str, Any] = {**t.info, "trial_id": t.trial_id, "state": t.state, "config_id": t.config_id,
-                                 "client": t.owner, "created_at": t.created_at, "reported_at": t.reported_at,
-                                 "expires_at": t.expires_at}
+        attrs: dict[str, Any] = {**t.info, "trial_id": t.trial_id, "client": t.owner, "created_at": t.created_at,
+                                 "reported_at": t.reported_at, "expires_at": t.expires_at}
+        attrs = {k: v for k, v in attrs.items() if v is not None}  # one row each in Optuna's storage: none empty
         if t.state == REPORTED:
             state, value, end = TrialState.COMPLETE, float(t.reward), t.reported_at
         elif t.state == EXPIRED:
@@ -101,8 +107,10 @@ def to_optuna(storage: Storage | str, study: str = "default", optuna_storage: st
     with warnings.catch_warnings():  # experimental since Optuna 3.2, still so marked in 5.x
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         out.set_metric_names(["reward"])
+    best = [{"config": e.config.to_dict(), "mean": e.mean, "lower": e.lower, "upper": e.upper, "n": e.count}
+            for e in data.best]  # Optuna's own "best trial" is the luckiest single reward, not a configuration's mean
     for key, value in {"source_storage": data.source, "source_study": data.name, "space": data.space.to_dict(),
-                       "exported_by": "autorag-hp", "policy": data.policy}.items():
+                       "exported_by": "autorag-hp", "policy": data.policy, "best_configurations": best}.items():
         if value is not None:
             out.set_user_attr(key, value)
     out.add_trials(frozen_trials(data))

@@ -51,6 +51,8 @@ def test_export_writes_trials_that_optuna_can_analyse(stored, tmp_path, capsys):
     study = optuna.load_study(study_name="rag", storage=target)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.metric_names == ["reward"]
     assert study.user_attrs["source_study"] == "rag" and study.user_attrs["exported_by"] == "autorag-hp"
+    best = study.user_attrs["best_configurations"]
+    assert best[0]["config"]["prompt"] == "cite" and best[0]["lower"] < best[0]["mean"] < best[0]["upper"]
     got = study.get_trials(deepcopy=False)
     assert [t.user_attrs["trial_id"] for t in got] == [t.trial_id for t in trials]
     State = optuna.trial.TrialState
@@ -58,7 +60,9 @@ def test_export_writes_trials_that_optuna_can_analyse(stored, tmp_path, capsys):
         assert theirs.params == json.loads(ours.config)
         assert set(theirs.distributions) == set(SPACE)
         assert all(isinstance(d, optuna.distributions.CategoricalDistribution) for d in theirs.distributions.values())
-        assert theirs.user_attrs["client"] == ours.owner and theirs.user_attrs["created_at"] == ours.created_at
+        assert theirs.user_attrs.get("client") == ours.owner and theirs.user_attrs["created_at"] == ours.created_at
+        assert theirs.user_attrs.get("expires_at") == ours.expires_at == ours.created_at + 30
+        assert theirs.user_attrs.get("reported_at") == ours.reported_at
         assert theirs.datetime_start == dt.datetime.fromtimestamp(ours.created_at)
         if ours.state == "reported":
             assert theirs.state == State.COMPLETE and theirs.value == ours.reward
