@@ -150,3 +150,12 @@ def test_a_pipeline_on_your_own_corpus_is_named_after_it(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         assert load_pipeline("demo", corpus=str(jsonl), generator="extractive",
                              cache_dir=tmp_path / "cache").name == "corpus (python_docs_demo settings)"
+
+
+def test_a_generator_override_is_checked_like_the_yaml(tmp_path):
+    spec = _spec(tmp_path / "p.yaml", "corpus: docs\ngenerator: extractive\n")
+    with pytest.raises(PipelineSpecError, match=r"^the generator override \(--generator\): generator\.max_tokens: "
+                                                r"unknown key"):
+        load_pipeline(spec, generator={"type": "local", "max_tokens": 10})
+    with pytest.raises(PipelineSpecError, match="unknown generator 'extractiv'"):
+        load_pipeline(spec, generator="extractiv")

@@ -275,9 +275,13 @@ def load_pipeline(path: str | Path, *, corpus: Any = None, questions: Any = None
         spec = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise PipelineSpecError(f"{p}: not valid YAML: {e}") from e
-    from autorag_hp.specs.schema import validate_pipeline_spec  # pydantic models of the YAML: every level
+    from autorag_hp.specs.schema import (  # pydantic models of the YAML
+        validate_generator_spec,
+        validate_pipeline_spec,
+    )
 
     spec = validate_pipeline_spec(spec, str(p))
+    validate_generator_spec(generator, "the generator override (--generator)")
     retrieval = spec.get("retrieval") or {}
     limits = spec.get("limits") or {}
     kwargs: dict[str, Any] = {

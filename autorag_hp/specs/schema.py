@@ -153,6 +153,30 @@ def _check(model: type[BaseModel], value: Any, prefix: tuple[str, ...]) -> list[
     return []
 
 
+def _generator_lines(gen: Any) -> list[str]:
+    try:
+        if isinstance(gen, str):
+            _generator_model({"type": gen})
+        elif isinstance(gen, Mapping):
+            return _check(_generator_model(gen), dict(gen), ("generator",))
+        elif gen is not None:
+            return [f"generator: give a type name ({', '.join(EXTRACTIVE + LOCAL[:1])}) or a mapping "
+                    f"{{type: local, ...}}, got {type(gen).__name__}"]
+    except PipelineSpecError as e:
+        return [str(e)]
+    return []
+
+
+def validate_generator_spec(gen: Any, where: str = "generator") -> Any:
+    """A generator given apart from a YAML (``--generator``, ``load_pipeline(generator=...)``) checked like the
+    YAML's ``generator:`` section; a Python object (a LangChain chat model, a Generator) passes unchecked."""
+    if isinstance(gen, str | Mapping):
+        lines = _generator_lines(gen)
+        if lines:
+            raise PipelineSpecError(f"{where}: " + "; ".join(lines))
+    return gen
+
+
 def validate_pipeline_spec(spec: Any, where: str = "pipeline spec") -> dict[str, Any]:
     """``spec`` (the parsed YAML) checked against the schema and returned as a dict; raises
     :class:`~autorag_hp.rag.errors.PipelineSpecError` naming every unknown key, its place, the nearest known key and
@@ -167,17 +191,7 @@ def validate_pipeline_spec(spec: Any, where: str = "pipeline spec") -> dict[str,
             lines += _check(DataRef, dict(value), (section,))
         elif value is not None and not isinstance(value, str):
             lines.append(f"{section}: give {{bundled: NAME}}, {{path: PATH}} or a path, got {type(value).__name__}")
-    gen = spec.get("generator")
-    try:
-        if isinstance(gen, str):
-            _generator_model({"type": gen})
-        elif isinstance(gen, Mapping):
-            lines += _check(_generator_model(gen), dict(gen), ("generator",))
-        elif gen is not None:
-            lines.append(f"generator: give a type name ({', '.join(EXTRACTIVE + LOCAL[:1])}) or a mapping "
-                         f"{{type: local, ...}}, got {type(gen).__name__}")
-    except PipelineSpecError as e:
-        lines.append(str(e))
+    lines += _generator_lines(spec.get("generator"))
     if lines:
         raise PipelineSpecError(f"{where}: " + "; ".join(dict.fromkeys(lines)))
     return spec

@@ -1,6 +1,6 @@
 """Our sparse BM25 (autorag_hp.rag.index.BM25Retriever) against bm25s on the whole Python docs, with our tokenizer.
 
-    python eval/results/bm25/measure.py --out eval/results/bm25      # writes bm25.json and README.md's table
+    python eval/results/bm25/measure.py --out eval/results/bm25      # writes bm25.json (README.md: its tables)
 
 1. Scores: bm25s indexes the token lists of our :func:`~autorag_hp.rag.index.tokenize` (jieba for Chinese runs),
    with our formula's parts: ATIRE's term-frequency part ``tf (k1+1) / (tf + k1 (1 - b + b dl/avgdl))`` and
