@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from autorag_hp.rag import load_pipeline
-from autorag_hp.rag.data import check_gold_sources, load_corpus, load_questions, resolve_data_path
+from autorag_hp.rag.data import load_corpus, load_questions
+from autorag_hp.rag.data_refs import check_gold_sources, resolve_data_path
 from autorag_hp.rag.errors import CorpusError, PipelineSpecError
 from autorag_hp.specs import FOLDERS, SpecNotFoundError, bundled, resolve
 from autorag_hp.specs.schema import local_generator_keys, validate_pipeline_spec

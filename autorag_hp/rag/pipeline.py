@@ -21,14 +21,12 @@ from typing import Any
 
 from autorag_hp.rag.data import (
     Document,
-    check_gold_sources,
-    corpus_label,
     load_bundled_corpus,
     load_bundled_questions,
     load_corpus,
     load_questions,
-    resolve_data_path,
 )
+from autorag_hp.rag.data_refs import check_gold_sources, corpus_label, resolve_data_path
 from autorag_hp.rag.errors import InvalidConfigError, PipelineSpecError, check_question
 from autorag_hp.types import Answer, Context, QAItem
 
