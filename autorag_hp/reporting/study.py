@@ -110,19 +110,21 @@ class StudyData:
         trial used have count 0 and NaN mean)."""
         from autorag_hp.evaluation.stats import t_interval
 
+        rewards: dict[str, list[float]] = {}  # per configuration first: a Config per configuration, not per trial
+        for t in self.trials:
+            if t.state == REPORTED:
+                rewards.setdefault(t.config, []).append(float(t.reward))
         by: dict[tuple[str, str], list[float]] = {}
-        for t, cfg in self.configs():
-            if t.state != REPORTED:
-                continue
-            for name, value in cfg.items():
-                by.setdefault((name, Config({name: value}).to_json()), []).append(float(t.reward))
+        for text, values in rewards.items():
+            for name, value in Config.from_json(text).items():
+                by.setdefault((name, _canon(name, value)), []).extend(values)
         out: dict[str, list[ArmMean]] = {}
         for name in self.space.names:
             rows = []
             for value in self.space[name].values:
-                rewards = by.get((name, Config({name: value}).to_json()), [])
-                mean, lo, hi = t_interval(rewards, level)
-                rows.append(ArmMean(name, value, len(rewards), mean, lo, hi))
+                got = by.get((name, _canon(name, value)), [])
+                mean, lo, hi = t_interval(got, level)
+                rows.append(ArmMean(name, value, len(got), mean, lo, hi))
             out[name] = rows
         return out
 
@@ -159,6 +161,11 @@ class StudyData:
         return sum(r.explored for r in rows) / len(rows) if rows else math.nan
 
 
+def _canon(name: str, value: Any) -> str:
+    """One parameter value's identity (1, 1.0 and True differ), as a configuration's canonical JSON has it."""
+    return Config({name: value}).to_json()
+
+
 def _rank(acc: list[float]) -> tuple[float, float, float]:
     """Incumbent order: higher mean, then more rewards, then the lower configuration id."""
     return acc[1] / acc[0], acc[0], acc[2]
@@ -181,9 +188,9 @@ def infer_space(trials: list[TrialRecord]) -> SearchSpace:
     """The space the trials' configurations span: every parameter they set, with the values they used (numbers
     ascending, other values in order of first use)."""
     values: dict[str, dict[str, Any]] = {}
-    for t in trials:
-        for name, value in Config.from_json(t.config).items():
-            values.setdefault(name, {}).setdefault(Config({name: value}).to_json(), value)
+    for text in dict.fromkeys(t.config for t in trials):  # each configuration once, in order of first use
+        for name, value in Config.from_json(text).items():
+            values.setdefault(name, {}).setdefault(_canon(name, value), value)
     spec = {}
     for name, seen in values.items():
         vals = list(seen.values())
