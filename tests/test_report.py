@@ -86,6 +86,20 @@ def _tuned(url, study="t", n=60):
     return tuner
 
 
+def test_incremental_incumbent_matches_a_brute_force_scan():
+    tuner = _tuned(None, n=200)  # memory: every report is 1 µs or more after its suggestion, on the real clock
+    data = from_tuner(tuner)
+    trials = data.trials
+    for row in data.decisions():
+        before = [t for t in trials if t.state == "reported" and t.reported_at <= row.created_at]
+        groups: dict[str, list[float]] = {}
+        for t in before:
+            groups.setdefault(t.config, []).append(t.reward)
+        ranked = sorted(groups, key=lambda c: (-np.mean(groups[c]), -len(groups[c]), Config.from_json(c).id))
+        incumbent = ranked[0] if ranked else None
+        assert row.explored == (row.config.to_json() != incumbent)
+
+
 def test_show_prints_a_table_and_writes_a_report(tmp_path, capsys):
     from matplotlib.image import imread
 

@@ -143,10 +143,12 @@ class StudyData:
             while j < len(done) and done[j].reported_at <= t.created_at:
                 r = done[j]
                 acc = sums.setdefault(r.config, [0.0, 0.0, -int(r.config_id, 16)])
+                before = _rank(acc) if acc[0] else None
                 acc[0] += 1.0
                 acc[1] += float(r.reward)
-                if r.config == incumbent:  # its mean moved: any configuration may lead now
-                    incumbent = max(sums, key=lambda c: _rank(sums[c]))
+                if r.config == incumbent:
+                    if _rank(acc) < before:  # it fell: any configuration may lead now
+                        incumbent = max(sums, key=lambda c: _rank(sums[c]))
                 elif incumbent is None or _rank(acc) > _rank(sums[incumbent]):
                     incumbent = r.config
                 j += 1
