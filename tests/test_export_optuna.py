@@ -4,6 +4,7 @@ Optuna (importance, states, attrs, times) and shown by optuna-dashboard in a rea
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import threading
 
@@ -78,6 +79,11 @@ def test_export_writes_trials_that_optuna_can_analyse(stored, tmp_path, capsys):
     assert list(imp)[0] == "prompt" and imp["prompt"] > 0.8, imp
     assert imp["top_k"] > imp["temperature"], imp
     assert study.best_trial.params["prompt"] == "cite"
+    if importlib.util.find_spec("plotly") is not None:  # optuna.visualization draws with plotly
+        from optuna import visualization
+
+        assert len(visualization.plot_slice(study).data) == len(SPACE)  # one panel per knob
+        assert len(visualization.plot_contour(study, params=["prompt", "top_k"]).data) >= 1
 
 
 def test_export_refuses_to_add_twice_unless_replaced(stored, tmp_path, capsys):
