@@ -175,3 +175,19 @@ def test_tune_writes_the_same_report(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", "--storage", url, "--study", "tune"]) == 0  # the same study, read back from storage
     assert "12 reported" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
+def test_show_and_optuna_export_from_postgresql(pg_url, unique_name, tmp_path, capsys):
+    """The same reader on PostgreSQL: keyset pages smaller than the study, a study shared with others."""
+    from autorag_hp.reporting.study import read_trials
+
+    tuner = _tuned(pg_url, study=unique_name, n=30)
+    assert [t.trial_id for t in read_trials(tuner.storage, unique_name, page=7)] == [t.trial_id for t in tuner.trials()]
+    tuner.close()
+    assert main(["show", "--storage", pg_url, "--study", unique_name]) == 0
+    assert "30 reported" in capsys.readouterr().out
+    pytest.importorskip("optuna")
+    from autorag_hp.export import to_optuna
+
+    assert len(to_optuna(pg_url, unique_name, str(tmp_path / "o.db")).trials) == 30
