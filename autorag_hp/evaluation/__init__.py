@@ -14,6 +14,7 @@ _LAZY = {
     "available_metrics": "autorag_hp.evaluation.metrics",
     "Metric": "autorag_hp.evaluation.metrics",
     "UnknownMetricError": "autorag_hp.evaluation.metrics",
+    "evaluator": "autorag_hp.evaluation.evaluators",
     "ragas_llm_metrics": "autorag_hp.evaluation.ragas_metrics",
     "reward_from_spec": "autorag_hp.evaluation.rewards",
     "Reward": "autorag_hp.evaluation.rewards",
