@@ -192,3 +192,34 @@ def test_timeout_stops_starting_new_questions_and_says_so(data, capsys):
     assert json.loads(capsys.readouterr().out)["stopped"] is None
     assert _tune(data, "--timeout", "0") == 2
     assert "--timeout must be a number of seconds > 0" in capsys.readouterr().err
+
+
+def test_a_one_value_parameter_and_a_single_configuration_warn(data, capsys):
+    assert _tune(data, "--questions", "4", "--policy", "ucb") == 0
+    err = capsys.readouterr().err
+    assert ("warning: space parameter 'embedding' has one value ('bm25'), so it is not tuned; give it more values, "
+            "or pin it with --set embedding=bm25 to say so") in err
+    assert "single configuration" not in err
+    assert _tune(data, "--questions", "2", "--space", '{"top_k": [3], "chunk_size": [256, 1024]}',
+                 "--set", "chunk_size=256") == 0
+    err = capsys.readouterr().err
+    assert "space parameter 'top_k' has one value (3)" in err
+    assert ("warning: the search space has a single configuration (pinned: chunk_size=256): every question runs it "
+            "and there is nothing to tune") in err
+
+
+def test_a_resumed_study_says_how_many_events_it_loaded(data, capsys, tmp_path):
+    db = f"sqlite:///{tmp_path / 'resume.db'}"
+    assert _tune(data, "--questions", "4", "--policy", "ucb", "--storage", db, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["resumed_events"] == 0
+    assert _tune(data, "--questions", "4", "--policy", "ucb", "--storage", db, "--json") == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["resumed_events"] == 8  # 4 suggests + 4 reports
+    assert f"resumed study 'tune' from {db}: 8 events loaded (4 trials, 4 reported); tuning continues" in out.err
+    assert _tune(data, "--questions", "2", "--storage", db, "--study", "other", "--json") == 0
+    assert "resumed" not in capsys.readouterr().err
+
+
+def test_the_pipeline_is_named_after_your_corpus(data, capsys):
+    assert _tune(data, "--corpus", str(data / "corpus.jsonl"), "--qa", str(data / "qa.jsonl"), "--questions", "2") == 0
+    assert "Tuned 'corpus (small settings)' with hier_ucb" in capsys.readouterr().out
