@@ -102,6 +102,11 @@ def test_export_refuses_to_add_twice_unless_replaced(stored, tmp_path, capsys):
     assert "--to is for --format optuna or mlflow" in capsys.readouterr().err
     assert main(["export", "--storage", url, "--study", "nope", "--format", "optuna", "--to", target]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
+    assert main(["export", "--storage", url, "--format", "optuna", "--to", target, "--name", "only"]) == 0
+    assert "of study 'rag' into Optuna study 'only'" in capsys.readouterr().err  # the storage's only study
+    typo = tmp_path / "typo.db"
+    assert main(["export", "--storage", f"sqlite:///{typo}", "--format", "optuna", "--to", target]) == 2
+    assert "no SQLite database at" in capsys.readouterr().err and not typo.exists()
 
 
 def test_optuna_dashboard_shows_the_export_in_headless_chromium(stored, tmp_path):

@@ -2,7 +2,7 @@
 (:mod:`autorag_hp.export`) and ``--format mlflow`` (:mod:`autorag_hp.integrations.mlflow`) write its trials into
 an Optuna study or an MLflow run instead.
 
-    autorag-hp export --storage sqlite:///tuning.db --study tune --file tune.jsonl
+    autorag-hp export --storage sqlite:///tuning.db --file tune.jsonl     # the storage's only study
     autorag-hp export --storage sqlite:///tuning.db --study tune --format optuna --to sqlite:///optuna.db
     optuna-dashboard sqlite:///optuna.db
     autorag-hp export --storage sqlite:///tuning.db --study tune --format mlflow --to sqlite:///mlflow.db
@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     add_arguments(p)
+    p.set_defaults(study=None)  # export: the storage's only study unless --study names one
     p.add_argument("--format", choices=("jsonl", "optuna", "mlflow"), default="jsonl",
                    help="jsonl: the event log (to --file or stdout); optuna: the trials into an Optuna study at --to; "
                         "mlflow: one MLflow run of the study, metrics per decision, at tracking URI --to")
@@ -36,7 +37,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replace", action="store_true", help="optuna: overwrite an Optuna study of that name")
 
 
-def _export_to(args: argparse.Namespace) -> int:
+def _export_to(args: argparse.Namespace, storage) -> int:
     from autorag_hp.errors import AutoRAGHPError
     from autorag_hp.reporting.study import masked
 
@@ -51,7 +52,7 @@ def _export_to(args: argparse.Namespace) -> int:
         if args.format == "optuna":
             from autorag_hp.export import to_optuna
 
-            study = to_optuna(args.storage, args.study, args.to, optuna_study=args.name, replace=args.replace)
+            study = to_optuna(storage, args.study, args.to, optuna_study=args.name, replace=args.replace)
             print(f"exported {len(study.trials)} trials of study {args.study!r} into Optuna study "
                   f"{study.study_name!r} at {masked(args.to)}", file=sys.stderr)
             return 0
@@ -61,7 +62,7 @@ def _export_to(args: argparse.Namespace) -> int:
             return 2
         from autorag_hp.integrations.mlflow import MLflowLogger
 
-        logger = MLflowLogger(args.storage, args.study, tracking_uri=args.to, experiment=args.name)
+        logger = MLflowLogger(storage, args.study, tracking_uri=args.to, experiment=args.name)
         n = logger.sync()
         print(f"logged {n} decisions of study {args.study!r} to MLflow run {logger.run_id} (experiment "
               f"{logger.experiment!r}) at {masked(args.to)}", file=sys.stderr)
@@ -76,13 +77,29 @@ def run(args: argparse.Namespace) -> int:
     from autorag_hp.space import SearchSpace
     from autorag_hp.storage import Event, open_storage
 
-    if args.command == "export" and args.format != "jsonl":
-        return _export_to(args)
-    if args.command == "export" and args.to:
-        print("error: --to is for --format optuna or mlflow; the JSONL log goes to --file", file=sys.stderr)
-        return 2
-    storage = open_storage(args.storage)
+    if args.command == "export":
+        if args.format == "jsonl" and args.to:
+            print("error: --to is for --format optuna or mlflow; the JSONL log goes to --file", file=sys.stderr)
+            return 2
+        from autorag_hp.commands.show import pick_study
+        from autorag_hp.reporting.study import open_existing
+
+        try:
+            storage = open_existing(args.storage)  # reading: a mistyped SQLite path is an error, not a new file
+        except AutoRAGHPError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            args.study = pick_study(storage, args.study)
+        except AutoRAGHPError as exc:
+            storage.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        storage = open_storage(args.storage)
     try:
+        if args.command == "export" and args.format != "jsonl":
+            return _export_to(args, storage)
         if args.command == "export":
             if args.study not in storage.studies():
                 print(f"error: no study {args.study!r} in {args.storage}; studies: {storage.studies()}", file=sys.stderr)
