@@ -34,9 +34,10 @@ for _cls in (RandomPolicy, GridPolicy, UCBPolicy, ThompsonPolicy, EpsilonGreedyP
              OnlinePolicy):
     register(_cls)
 from autorag_hp.policies.additive_lucb import AdditiveLUCBPolicy  # noqa: E402  (issue 5: benchmark policies)
+from autorag_hp.policies.additive_lucb2 import AdditiveLUCB2Policy  # noqa: E402  (issue 18: its second generation)
 from autorag_hp.policies.optuna_tpe import OptunaTPEPolicy  # noqa: E402  (optuna is imported only when it selects)
 
-for _cls in (OptunaTPEPolicy, AdditiveLUCBPolicy):
+for _cls in (OptunaTPEPolicy, AdditiveLUCBPolicy, AdditiveLUCB2Policy):
     register(_cls)
 
 

@@ -99,6 +99,40 @@ class SyntheticTable:
         meta = {"synthetic": {"seed": self.seed, "effect": self.effect, "interaction": self.interaction}}
         return ReplayTable(self.space, qs, values, meta)
 
+    def with_needle(self, lift: float = 0.3, n_params: int = 3) -> SyntheticTable:
+        """A copy whose optimum is a ``n_params``-way *needle*: in each of the ``n_params`` parameters with the
+        most values (ties: the first), the value of lowest marginal mean; the configurations holding all of them
+        (individually bad values) are raised, keeping their order, to ``lift`` above the best other one.
+
+        >>> t = SyntheticTable.make(SearchSpace({"a": [0, 1], "b": [0, 1], "c": [0, 1], "d": [0, 1]}), seed=0)
+        >>> int((t.with_needle().means > t.means.max()).sum())
+        2
+        """
+        P = len(self.space.params)
+        if not 1 <= n_params <= P:
+            raise ValueError(f"n_params must be between 1 and the {P} parameters, got {n_params!r}")
+        digits = np.array(np.unravel_index(np.arange(self.space.size), [len(p) for p in self.space.params]))
+        chosen = sorted(range(P), key=lambda j: (-len(self.space.params[j]), j))[:n_params]
+        hit = np.ones(self.space.size, dtype=bool)
+        for j in chosen:
+            marg = np.bincount(digits[j], self.means, len(self.space.params[j]))
+            hit &= digits[j] == int(np.argmin(marg))
+        means = self.means.copy()
+        means[hit] += means[~hit].max() + lift - means[hit].min()
+        return SyntheticTable(self.space, means, self.noise, self.seed, self.effect, self.interaction, self.tokens,
+                              self._rng_state)
+
+    def expected_rewards(self, w: float, *, t_max: float = 1000.0, difficulty_sd: float = 1.0) -> np.ndarray:
+        """Each configuration's expected paper reward ``w·acc − (1−w)·tokens/t_max`` over the questions of
+        :meth:`replay_table` (the truth its held-out questions estimate): ``P(correct) = Φ(μ_c / sqrt(1 +
+        difficulty_sd²))``, ``acc = 2 P − 1``, and the planted token cost (its U(0.8, 1.2) factor has mean 1)."""
+        if self.tokens is None:
+            raise ValueError("expected paper rewards need a token cost: SyntheticTable.make(tokens_effect=...)")
+        from scipy.special import ndtr
+
+        p = ndtr(self.means / np.sqrt(1.0 + difficulty_sd**2))
+        return w * (2.0 * p - 1.0) - (1.0 - w) * self.tokens / t_max
+
     def rewards(self, n_questions: int) -> np.ndarray:
         """A reward per (configuration, question): the true mean plus N(0, noise²), shape ``(C, n_questions)``."""
         rng = np.random.default_rng([self.seed, 2])
