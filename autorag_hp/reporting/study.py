@@ -86,6 +86,7 @@ class StudyData:
     policy: str | None = None
     space_inferred: bool = False
     notes: list[str] = field(default_factory=list)
+    _decisions: list[DecisionRow] | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- views ------------------------------------------------------------------------------------------
     def reported(self) -> list[TrialRecord]:
@@ -129,7 +130,12 @@ class StudyData:
         return out
 
     def decisions(self) -> list[DecisionRow]:
-        """One row per decision, in the order they were made (see the module doc for ``explored``)."""
+        """One row per decision, in the order they were made (see the module doc for ``explored``); computed once."""
+        if self._decisions is None:
+            self._decisions = self._find_decisions()
+        return self._decisions
+
+    def _find_decisions(self) -> list[DecisionRow]:
         done = sorted((t for t in self.trials if t.state == REPORTED and t.reported_at is not None),
                       key=lambda t: (t.reported_at, t.created_at))
         sums: dict[str, list[float]] = {}  # config json -> [count, sum, -id]: max() of _rank is the incumbent
