@@ -169,7 +169,7 @@ def test_optuna_distributed_workers_exactly_once(tmp_path, backend):
 @pytest.mark.postgres
 def test_optuna_resume_after_sigkill_on_postgres(tmp_path):
     name = f"t_{uuid.uuid4().hex[:10]}"
-    args = ("--table", name, "--storage", PG, "--study", name, "--workers", "2", "--questions", "4")
+    args = ("--table-name", name, "--optuna-storage", PG, "--optuna-study", name, "--workers", "2", "--questions", "4")
     p = _cli(PG, *args)
     table = GridTable(PG, name)
     n1 = _kill_when(table, p, 20)
