@@ -32,7 +32,7 @@ from autorag_hp.errors import (
 
 _LAZY = {
     "SearchSpace": "autorag_hp.space", "Param": "autorag_hp.space", "Config": "autorag_hp.space",
-    "Tuner": "autorag_hp.tuner", "Trial": "autorag_hp.tuner", "BestRow": "autorag_hp.tuner",
+    "Tuner": "autorag_hp.tuner", "Trial": "autorag_hp.trial", "BestRow": "autorag_hp.trial",
 }
 _getattr, __dir__ = _lazy_exports(__name__, _LAZY)
 

@@ -7,10 +7,13 @@
 >>> [row.count for row in tuner.best(1)]
 [1]
 
-How it works. The storage's event log is the source of truth and the policy's state is a fold over it:
-before each decision the tuner reads the events it has not seen (its own and those of other processes
-sharing the storage) and applies them in log order. A tuner reopened on the same storage therefore has the
-same statistics, and, with the same seed, makes the same next decision as one that never stopped.
+How it works. The storage's event log is the source of truth and the policy's state a fold over it: the tuner
+applies its own events as it makes them (a suggestion when chosen, a report when stored) and, before a decision,
+those other processes sharing the storage wrote since its last read (:mod:`autorag_hp.fold`). A reopened tuner has
+the same statistics, and a single process with a seed makes the same decisions as one that never stopped. Other
+processes' events arrive up to ``sync_interval`` seconds late (default 0: a read before every decision). No lock
+is held across a storage round trip: the tuner's covers its in-memory state only, and the storage shares none
+between processes (PostgreSQL) or only SQLite's write lock for a local transaction.
 
 Batches. With ``batch_size=B`` (the paper's B = 4) B consecutive suggestions share one configuration and
 form one decision. Each of the B rewards is credited to the policy with weight 1/B as it arrives, so a
@@ -18,13 +21,11 @@ complete batch counts as one pull with the batch's mean reward, a partly reporte
 and a trial that never reports delays nothing. :meth:`best` ranks configurations on every individual reward
 (one sample per distinct question when trials name their question).
 
-Snapshots. Every ``snapshot_every`` events (by default 1,000 on a storage that outlives the process; none in
-memory, where nothing restarts) the tuner stores its folded state (the policy's
-``state_dict``, the open batch, the last event folded) with the event that makes it due, in the same
-transaction. A tuner opening the study reads the newest snapshot of its *version* (a digest of the snapshot
-format, the policy's name, parameters, seed and initial state, and the space's fingerprint) and folds only the
-events after it; a snapshot of another version, or one that does not load, is ignored and the state is folded
-from the log, as without snapshots. Restoring is exact: the same state and the same next decisions.
+Snapshots. Every ``snapshot_every`` events (default: 1,000 on SQL storage, none in memory) the tuner stores its
+folded state (the policy's ``state_dict``, the open batch, its place in the log) with the event that makes it due,
+in the same transaction. Opening the study reads the newest snapshot of its *version* (a digest of the format,
+the policy's name, parameters, seed and initial state, and the space) and folds the events after it; one of
+another version, or that does not load, is ignored. Restoring is exact: the same state and next decisions.
 
 Concurrency. Any number of trials may be outstanding. Reports may arrive late, out of order, or never (with
 ``trial_timeout`` seconds set, a trial expires and its late report is rejected); a second report of a trial
@@ -41,64 +42,20 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from autorag_hp.decision import Decision
-from autorag_hp.errors import InvalidRewardError
+from autorag_hp.errors import TrialAlreadyReportedError
+from autorag_hp.fold import LogFollower
 from autorag_hp.policies import Policy, make_policy
 from autorag_hp.ranking import Estimate, check_rule, rank
 from autorag_hp.space import Config, SearchSpace
 from autorag_hp.storage import EXPIRE, PENDING, REPORT, SUGGEST, Event, Storage, TrialRecord, open_storage
 from autorag_hp.storage.base import Snapshot, TrialPage
+from autorag_hp.trial import Trial, check_reward, question_key
 
-SNAPSHOT_FORMAT = 1  # bump when what a snapshot holds changes: older snapshots are then ignored
+SNAPSHOT_FORMAT = 2  # bump when what a snapshot holds changes: older snapshots are then ignored
 SNAPSHOT_EVERY = 1000  # events between snapshots on a storage that outlives the process (snapshot_every="auto")
-
-
-class Trial(NamedTuple):
-    """One suggestion: evaluate ``config`` on one question and report the reward under ``id``.
-
-    ``decision`` / ``slot`` are the decision's number and the trial's slot in its batch; ``info`` is the stored
-    flat form and :attr:`record` the typed :class:`~autorag_hp.decision.Decision`. A Trial is what the tuner
-    hands out; what the storage keeps of it (state, reward, times) is its
-    :class:`~autorag_hp.storage.TrialRecord`, read back with :meth:`Tuner.trial` / :meth:`Tuner.trials` (the
-    split Optuna makes between ``Trial`` and ``FrozenTrial``)."""
-
-    id: str
-    config: Config
-    decision: int
-    slot: int
-    info: dict[str, Any] = {}  # noqa: RUF012 - never mutated
-    created_at: float = 0.0
-    expires_at: float | None = None
-
-    @property
-    def record(self) -> Decision:
-        """The typed decision: the tuner's fields apart from the policy's own ``policy`` info."""
-        return Decision.from_info(self.info)
-
-
-BestRow = Estimate  # the row :meth:`Tuner.best` returns (kept under its old name)
-
-
-def question_key(question: Any) -> str:
-    """The digest a trial records of its question (12 hex digits of SHA-1 of the stripped text)."""
-    if not isinstance(question, str) or not question.strip():
-        raise TypeError(f"question must be a non-empty string (its text or a stable id), got {question!r}")
-    return hashlib.sha1(question.strip().encode("utf-8")).hexdigest()[:12]
-
-
-def _check_reward(reward: Any) -> float:
-    if type(reward) is float:  # the common case, without the ABC check
-        if math.isfinite(reward):
-            return reward
-        raise InvalidRewardError(f"reward must be finite, got {reward!r}; map failures to a finite penalty instead")
-    if isinstance(reward, bool) or not isinstance(reward, numbers.Real):
-        raise InvalidRewardError(f"reward must be a real number, got {type(reward).__name__} {reward!r}")
-    value = float(reward)
-    if not math.isfinite(value):
-        raise InvalidRewardError(f"reward must be finite, got {value!r}; map failures to a finite penalty instead")
-    return value
 
 
 class Tuner:
@@ -118,6 +75,8 @@ class Tuner:
         snapshot_every: store the folded state every this many events, so that opening the study reads the
             newest snapshot and the events after it, not the whole log; ``None`` or 0: never (fold it all);
             ``"auto"`` (default): 1,000 on SQL storage, never on memory storage.
+        sync_interval: read other processes' events at most this many seconds apart (0, the default: before every
+            decision); the staleness a shared study's replicas trade for a round trip per ask.
     """
 
     def __init__(
@@ -133,6 +92,7 @@ class Tuner:
         policy_params: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         snapshot_every: int | None | str = "auto",
+        sync_interval: float = 0.0,
     ):
         self.space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -144,6 +104,8 @@ class Tuner:
         if snapshot_every not in (None, "auto") and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
                                                      or snapshot_every < 0):
             raise ValueError(f"snapshot_every must be a number of events >= 0, None or 'auto', got {snapshot_every!r}")
+        if not (isinstance(sync_interval, numbers.Real) and 0 <= sync_interval < math.inf):
+            raise ValueError(f"sync_interval must be a number of seconds >= 0, got {sync_interval!r}")
         if isinstance(policy, Policy):
             if policy.space != self.space:
                 raise ValueError("the policy was built on a different search space than the tuner's")
@@ -162,8 +124,11 @@ class Tuner:
             study, self.space, {"policy": self.policy.name, "policy_params": self.policy.params(), "seed": seed,
                                 "batch_size": batch_size}
         )
-        self._lock = threading.RLock()
-        self._seq = 0
+        self._lock = threading.RLock()  # the in-memory state only: never held across a storage call
+        self._read_lock = threading.Lock()  # one read of the log at a time (taken before _lock, never inside it)
+        self._follow = LogFollower()
+        self.sync_interval = float(sync_interval)
+        self._last_read = -math.inf
         self._batch: tuple[Config, Decision] | None = None
         self._configs: dict[str, Config] = {}
         self._next_expiry_check = -math.inf
@@ -173,17 +138,17 @@ class Tuner:
         self._initial_state = self.policy.state_dict()
         ident = json.dumps([SNAPSHOT_FORMAT, self.space.fingerprint, self._initial_state], sort_keys=True, default=str)
         self.snapshot_version = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        self._snap_seq = 0  # the newest snapshot this tuner read or wrote
+        self._snap_folded = 0  # LogFollower.folded when this tuner last read or wrote a snapshot
         if self.snapshot_every:
             self._restore(self.storage.snapshot(study, self.snapshot_version))
         self._sync()
-        if self.snapshot_every and self._seq - self._snap_seq >= self.snapshot_every:
+        if self.snapshot_every and self._follow.folded - self._snap_folded >= self.snapshot_every:
             self.save_snapshot()  # the next start reads this one instead of folding the same tail again
 
     @property
     def last_seq(self) -> int:
-        """The sequence number of the last storage event this tuner has folded into its state (0: none)."""
-        return self._seq
+        """The highest sequence number among the storage events this tuner has applied (0: none)."""
+        return self._follow.last
 
     @property
     def open_batch(self) -> tuple[Config, Decision] | None:
@@ -192,23 +157,36 @@ class Tuner:
             return self._batch if self._batch is not None and self._batch[1].batch_open else None
 
     # --- snapshots ----------------------------------------------------------------------------------------
-    def snapshot(self) -> Snapshot:
-        """The folded state as of :attr:`last_seq` (what start-up restores instead of folding the log up to it)."""
+    def snapshot(self, writing: tuple[str, str] | None = None) -> Snapshot | None:
+        """The folded state and its place in the log (what start-up restores instead of folding the log up to
+        it); None while a write of this process is in flight (the state would not restore exactly)."""
         with self._lock:
+            pos = self._follow.position(writing)
+            if pos is None:
+                return None
             batch = None if self._batch is None else [self._batch[0].to_json(), self._batch[1].to_info()]
-            state = {"format": SNAPSHOT_FORMAT, "policy": self.policy.state_dict(), "batch": batch}
-            return Snapshot(self.snapshot_version, self._seq, json.dumps(state, separators=(",", ":"), default=str))
+            state = {"format": SNAPSHOT_FORMAT, "policy": self.policy.state_dict(), "batch": batch, "log": pos,
+                     "folded": self._follow.folded}
+            return Snapshot(self.snapshot_version, self._follow.after,
+                            json.dumps(state, separators=(",", ":"), default=str))
 
-    def save_snapshot(self) -> None:
-        """Store :meth:`snapshot` now (it is also stored every ``snapshot_every`` events with an event)."""
+    def save_snapshot(self) -> bool:
+        """Store :meth:`snapshot` now (it is also stored every ``snapshot_every`` events with an event); False if
+        none could be taken (a write in flight)."""
+        snap = self.snapshot()
+        if snap is None:
+            return False
+        self.storage.save_snapshot(self.study, snap)
         with self._lock:
-            snap = self.snapshot()
-            self.storage.save_snapshot(self.study, snap)
-            self._snap_seq = snap.seq
+            self._snap_folded = json.loads(snap.state)["folded"]
+        return True
 
-    def _due_snapshot(self) -> Snapshot | None:
-        if self.snapshot_every and self._seq - self._snap_seq >= self.snapshot_every:
-            return self.snapshot()
+    def _due_snapshot(self, writing: tuple[str, str]) -> Snapshot | None:
+        if self.snapshot_every and self._follow.folded - self._snap_folded >= self.snapshot_every:
+            snap = self.snapshot(writing)
+            if snap is not None:
+                self._snap_folded = self._follow.folded
+            return snap
         return None
 
     def _restore(self, snap: Snapshot | None) -> None:
@@ -225,10 +203,13 @@ class Tuner:
             batch = None if data["batch"] is None else (self._config(data["batch"][0]),
                                                         Decision.from_info(data["batch"][1]))
             self.policy.load_state_dict(pol)
+            self._follow.restore(data["log"])
+            self._follow.folded = self._snap_folded = int(data["folded"])
         except Exception:  # noqa: BLE001 - a snapshot that does not load is rebuilt from the log
             self.policy.load_state_dict(self._initial_state)
+            self._follow = LogFollower()
             return
-        self._batch, self._seq, self._snap_seq = batch, int(snap.seq), int(snap.seq)
+        self._batch = batch
 
     # --- the event fold ---------------------------------------------------------------------------------
     def _config(self, text: str) -> Config:
@@ -238,8 +219,7 @@ class Tuner:
             self._configs[text] = cfg
         return cfg
 
-    def _apply(self, seq: int, kind: str, config: str | Config, reward: float | None,
-               info: Decision | Mapping[str, Any]) -> None:
+    def _apply(self, kind: str, config: str | Config, reward: float | None, info: Decision | Mapping[str, Any]) -> None:
         cfg = config if isinstance(config, Config) else self._config(config)
         d = Decision.from_info(info)
         if kind == SUGGEST:
@@ -250,11 +230,19 @@ class Tuner:
             self.policy.update(cfg, reward, d.weight, d)
         elif kind == EXPIRE:
             self.policy.release(cfg, d.weight, d)
-        self._seq = seq
 
-    def _sync(self) -> None:
-        for ev in self.storage.events(self.study, after=self._seq):
-            self._apply(ev.seq, ev.kind, ev.config, ev.reward, ev.info)
+    def _sync(self, *, fresh_enough: bool = False) -> None:
+        """Read the events not applied yet and apply them (``fresh_enough``: unless the last read is less than
+        ``sync_interval`` seconds old). Never called with ``_lock`` held."""
+        if fresh_enough and time.monotonic() - self._last_read < self.sync_interval:
+            return
+        with self._read_lock:
+            started = time.monotonic()
+            read = self.storage.read_log(self.study, self._follow.after, self._follow.horizon)
+            with self._lock:
+                for ev in self._follow.take(read):
+                    self._apply(ev.kind, ev.config, ev.reward, ev.info)
+            self._last_read = started
 
     def _maybe_expire(self, now: float) -> None:
         if self.trial_timeout is None or now < self._next_expiry_check:
@@ -270,10 +258,10 @@ class Tuner:
         records only a digest of it. The ranking then counts one sample per distinct (configuration, question)
         cell, so a question asked again does not narrow the interval as if it were new evidence. ``owner``
         (optional): who asked, recorded on the trial (:meth:`trial_page` can list one owner's trials)."""
+        now = self.clock()
+        self._maybe_expire(now)
+        self._sync(fresh_enough=True)
         with self._lock:
-            now = self.clock()
-            self._maybe_expire(now)
-            self._sync()
             if self._batch is not None and self._batch[1].batch_open:
                 cfg, prev = self._batch
                 d = prev.next_slot()
@@ -285,15 +273,20 @@ class Tuner:
             info = d.to_info()
             expires = None if self.trial_timeout is None else now + self.trial_timeout
             rec = TrialRecord(secrets.token_hex(8), cfg.to_json(), cfg.id, info, PENDING, now, expires, owner=owner)
-            snap = self._due_snapshot()
+            mine = (SUGGEST, rec.trial_id)
+            self._follow.claim(*mine, applied=True)  # in the state from now: the next ask sees it in flight
+            self._apply(SUGGEST, cfg, None, d)
+            snap = self._due_snapshot(mine)
+        try:
             seq = self.storage.suggest(self.study, rec, snap)
-            if snap is not None:
-                self._snap_seq = snap.seq
-            if seq == self._seq + 1:
-                self._apply(seq, SUGGEST, cfg, None, d)
-            else:
-                self._sync()
-            return Trial(rec.trial_id, cfg, d.number, d.slot, info, now, expires)
+        except BaseException:
+            with self._lock:
+                if self._follow.failed(*mine) is None:  # not stored: as if it had expired at once
+                    self.policy.release(cfg, d.weight, d)
+            raise
+        with self._lock:
+            self._follow.committed(*mine, seq)
+        return Trial(rec.trial_id, cfg, d.number, d.slot, info, now, expires)
 
     ask = suggest
 
@@ -301,29 +294,37 @@ class Tuner:
         """Record ``reward`` (a finite real number) for the trial. Nothing is stored if it raises."""
         if not isinstance(trial_id, str) or not trial_id:
             raise TypeError(f"trial_id must be a non-empty string, got {type(trial_id).__name__} {trial_id!r}")
-        value = _check_reward(reward)
+        value = check_reward(reward)
+        now = self.clock()
+        mine = (REPORT, trial_id)
         with self._lock:
-            now = self.clock()
-            snap = self._due_snapshot()
+            if self._follow.claimed(*mine):
+                raise TrialAlreadyReportedError(f"trial {trial_id!r} was already reported (or is being reported)")
+            self._follow.claim(*mine, applied=False)
+            snap = self._due_snapshot(mine)
+        try:
             seq, tr = self.storage.report(self.study, trial_id, value, now, snap)
-            if snap is not None:
-                self._snap_seq = snap.seq
-            if seq == self._seq + 1:
-                self._apply(seq, REPORT, tr.config, value, tr.info)
+        except BaseException:
+            with self._lock:
+                ev = self._follow.failed(*mine)  # stored after all (a read saw it): count it
+                if ev is not None:
+                    self._apply(REPORT, ev.config, ev.reward, ev.info)
+            raise
+        with self._lock:
+            self._apply(REPORT, tr.config, value, tr.info)
+            self._follow.committed(*mine, seq)
 
     tell = report
 
     def expire(self) -> int:
         """Expire every overdue trial now; return how many. (Also done lazily by :meth:`suggest`.)"""
-        with self._lock:
-            out = self.storage.expire(self.study, self.clock())
-            self._sync()
-            return len(out)
+        out = self.storage.expire(self.study, self.clock())
+        self._sync()
+        return len(out)
 
     def sync(self) -> None:
         """Apply events written by other tuners sharing the storage."""
-        with self._lock:
-            self._sync()
+        self._sync()
 
     # --- results ----------------------------------------------------------------------------------------
     def best(self, k: int | None = 5, *, rule: str = "policy", bounds: tuple[float, float] | None = None) -> list[Estimate]:
@@ -336,8 +337,8 @@ class Tuner:
         configuration (``suggest(question=...)``) is averaged into one sample, not counted twice.
         """
         check_rule(rule)
+        self._sync()
         with self._lock:
-            self._sync()
             return rank(self.space, self.policy.sample_stats(), k, rule=rule, policy=self.policy, bounds=bounds)
 
     def trials(self, state: str | None = None) -> list[TrialRecord]:
@@ -361,14 +362,14 @@ class Tuner:
 
     @property
     def exhausted(self) -> bool:
+        self._sync()
         with self._lock:
-            self._sync()
             batch_open = self._batch is not None and self._batch[1].batch_open
             return self.policy.exhausted and not batch_open
 
     def state_dict(self) -> dict[str, Any]:
+        self._sync()
         with self._lock:
-            self._sync()
             return self.policy.state_dict()
 
     # --- the log ----------------------------------------------------------------------------------------
@@ -382,10 +383,9 @@ class Tuner:
         events = [Event.from_json(line) for line in lines if line.strip()]
         for ev in events:
             self.space.validate(Config.from_json(ev.config))
-        with self._lock:
-            n = self.storage.import_events(self.study, events)
-            self._sync()
-            return n
+        n = self.storage.import_events(self.study, events)
+        self._sync()
+        return n
 
     def close(self) -> None:
         self.storage.close()

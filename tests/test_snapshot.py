@@ -85,12 +85,12 @@ def check_restart(storage, twin_storage, study, policy, batch, steps=44, **kw):
     assert twin_storage.snapshot(copy, first.snapshot_version) is None
 
     reads = []
-    events = storage.events
-    storage.events = lambda s, after=0, limit=None: reads.append(after) or events(s, after, limit)
+    read_log = storage.read_log
+    storage.read_log = lambda s, after=0, horizon=None: reads.append(after) or read_log(s, after, horizon)
     try:
         restarted = open_tuner(storage, study, policy, batch, clock_a, **kw)
     finally:
-        del storage.events
+        del storage.read_log
     assert min(reads) == snap.seq  # it read the tail after the snapshot, never the log before it
     full = open_tuner(twin_storage, copy, policy, batch, clock_b, every=0, **kw)
     assert restarted.policy.state_dict() == full.policy.state_dict()

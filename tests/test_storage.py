@@ -141,6 +141,8 @@ def test_a_study_never_opened_is_an_unknown_study_error(backend):
         "trial_page": lambda: st.trial_page(missing),
         "snapshot": lambda: st.snapshot(missing, "v"),
         "save_snapshot": lambda: st.save_snapshot(missing, Snapshot("v", 1, "{}")),
+        "study_meta": lambda: st.study_meta(missing),
+        "read_log": lambda: st.read_log(missing),
     }
     for name, call in calls.items():
         with pytest.raises(UnknownStudyError, match=f"no study named '{missing}'") as info:
@@ -184,6 +186,12 @@ def test_expire_trial(backend):
     assert (st.events(study), st.stats(study), st.trials(study)) == before
     with pytest.raises(TrialExpiredError):
         st.report(study, "tr1", 1.0, 104.0)
+
+
+def test_study_meta_is_what_open_study_stored(backend):
+    st, study, _ = backend
+    meta = st.study_meta(study)
+    assert meta["name"] == study and meta["space"] == SPACE.to_dict() and meta["fingerprint"] == SPACE.fingerprint
 
 
 def test_study_reopen_and_space_mismatch(backend):

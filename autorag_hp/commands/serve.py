@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=int, default=1, help="questions per decision")
     t.add_argument("--feedback-window", type=float, default=3600.0,
                    help="seconds a trial waits for feedback before it expires (default 3600)")
+    t.add_argument("--sync-interval", type=float, default=0.05,
+                   help="seconds between reads of what other replicas wrote (default 0.05; 0: before every ask)")
     t.add_argument("--explore", type=float, default=1.0,
                    help="cap on the share of traffic that explores; the rest gets the current best (default 1)")
     t.add_argument("--fallback", default=None,
@@ -85,7 +87,8 @@ def settings_from_args(args: argparse.Namespace):
         space=space_arg(args.space), config=config_pairs(args.fixed),
         policy=args.policy, policy_params=parse_json_arg(args.policy_params, "--policy-params") or {},
         seed=args.seed, batch_size=args.batch_size, study=args.study, feedback_window=args.feedback_window,
-        explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"), min_count=args.min_count,
+        sync_interval=args.sync_interval, explore=args.explore, fallback=parse_json_arg(args.fallback, "--fallback"),
+        min_count=args.min_count,
         discount=args.discount, on_change=args.on_change, pipeline_tag=args.pipeline_tag,
         reward=_reward_arg(args.reward), reward_range=(lo, hi), max_body_bytes=args.max_body,
         max_question_chars=args.max_question_chars, warm=args.warm, body_timeout=args.body_timeout,

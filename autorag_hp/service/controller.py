@@ -5,7 +5,8 @@ reference answer the controller scores it at once (``reward.from_answer``) and r
 waits for :meth:`Controller.feedback` until ``feedback_window`` seconds pass, then expires and blocks nothing.
 
 Several replicas may share one PostgreSQL storage: the tuner's policy state is a fold over the shared event
-log, so every decision is drawn from the state all replicas wrote; a report is committed before the HTTP
+log, so every decision is drawn from what all replicas wrote, another replica's events at most
+``sync_interval`` seconds late (its own at once; no lock is shared between replicas); a report is committed before the HTTP
 answer leaves, and a trial is reported at most once (the storage rejects a second report).
 
 Pipeline changes (``on_change``): the pipeline is identified by a *tag* (default: a digest of the pipeline's
@@ -65,6 +66,7 @@ class ServiceSettings:
     batch_size: int = 1
     study: str = "online"
     feedback_window: float = 3600.0
+    sync_interval: float = 0.05  # seconds: how stale another replica's events may be when this one decides
     explore: float = 1.0
     fallback: dict[str, Any] | None = None
     min_count: float = 3.0
@@ -126,7 +128,8 @@ class Controller:
             fallback=s.fallback, min_count=s.min_count, discount=s.discount, tag=self.tag,
         )
         self.tuner = Tuner(self.space, policy=policy, storage=s.storage, seed=s.seed, batch_size=s.batch_size,
-                           study=self.study, trial_timeout=s.feedback_window, clock=clock)
+                           study=self.study, trial_timeout=s.feedback_window, clock=clock,
+                           sync_interval=s.sync_interval)
         self.policy = policy
         self.started = clock()
         self.counters = {"asks": 0, "scored": 0, "feedback": 0}

@@ -5,9 +5,11 @@
   (JSON), reward and the policy's info. Per-configuration aggregates (count, sum, sum of squares) are updated
   in the same transaction as the event and can be rebuilt from the log at any time
   (:meth:`Storage.rebuild_stats`).
-* **Ordering.** Event sequence numbers increase in commit order: a reader that has seen event ``n`` will
-  never later discover an event numbered below ``n``. (SQLite serialises writers with ``BEGIN IMMEDIATE``;
-  PostgreSQL takes a row lock on the study.)
+* **Ordering.** Event sequence numbers are unique and increase with the time an event is written. On SQLite
+  (writers serialised by ``BEGIN IMMEDIATE``) and in memory they also increase in commit order. On PostgreSQL
+  no lock is shared by a study's writers, so a later number may commit first; :meth:`Storage.read_log` then
+  returns, with the events, the horizon that tells a reader which ones it may still discover
+  (:mod:`autorag_hp.fold`). Nothing shared is held for longer than one statement.
 * **Durability.** When :meth:`suggest`, :meth:`report` or :meth:`expire` returns, the change is committed:
   it survives the process being killed (SQLite in WAL mode with ``synchronous=NORMAL``; pass
   ``sqlite_synchronous="FULL"`` to survive power loss too). The memory backend is durable for the life of
@@ -120,6 +122,17 @@ class TrialRecord(NamedTuple):
         return self._replace(state=EXPIRED)
 
 
+class LogRead(NamedTuple):
+    """One :meth:`Storage.read_log`: the events, in sequence order; on a backend whose commits may come out of
+    sequence order (PostgreSQL), ``horizon``, the transaction id below which every writer had ended when the
+    events were read, and ``sticky``, the sequence numbers among them written at or above it (the next read,
+    asked from this horizon, returns them again)."""
+
+    events: list[Event]
+    horizon: int | None = None
+    sticky: frozenset[int] = frozenset()
+
+
 class TrialPage(NamedTuple):
     """One page of :meth:`Storage.trial_page`: the trials, and the cursor of the next page (``None``: the last)."""
 
@@ -200,6 +213,11 @@ class Storage(ABC):
         """Create the study or open the existing one; raise StorageMismatchError if its space differs."""
 
     @abstractmethod
+    def study_meta(self, name: str) -> dict[str, Any]:
+        """What :meth:`open_study` stored: ``name``, ``fingerprint``, ``space`` (its ``to_dict()``) and the
+        tuner's ``policy``, ``policy_params``, ``seed``, ``batch_size``; :class:`UnknownStudyError` if none."""
+
+    @abstractmethod
     def suggest(self, study: str, trial: TrialRecord, snapshot: Snapshot | None = None) -> int:
         """Store a new pending trial and its ``suggest`` event; return the event's sequence number. A
         ``snapshot`` is stored in the same transaction (as :meth:`save_snapshot`), and only if the trial is."""
@@ -222,6 +240,12 @@ class Storage(ABC):
     @abstractmethod
     def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
         """Events with sequence number greater than ``after``, in order."""
+
+    def read_log(self, study: str, after: int = 0, horizon: int | None = None) -> LogRead:
+        """The events a follower at (``after``, ``horizon``) may not have seen (:mod:`autorag_hp.fold`): those after
+        ``after`` and, where commits may come out of order, those written at or above ``horizon``. The default,
+        for a log in commit order, is :meth:`events` after ``after``."""
+        return LogRead(self.events(study, after))
 
     @abstractmethod
     def stats(self, study: str) -> dict[str, Stat]:
@@ -297,9 +321,11 @@ class Storage(ABC):
         """Names of the studies in this storage."""
 
     def lock_held(self) -> dict[str, float] | None:
-        """How long this process's suggests and reports held the study-wide write lock (count, mean, p50, p99 and
-        max in ms over the most recent 10,000), or None for a backend that takes no lock shared with other
-        processes."""
+        """How long this process's suggests and reports held a lock that other processes' writers wait for (count,
+        mean, p50, p99 and max in ms over the most recent 10,000): SQLite's database write lock, from ``BEGIN
+        IMMEDIATE`` to the commit; on PostgreSQL the write's one statement, commit included (the row lock a report
+        takes on its configuration's aggregate is held for part of it). None for a backend shared with no other
+        process."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook; backends without resources keep it

@@ -119,6 +119,10 @@ class MemoryStorage(Storage):
             check_space(name, self.url, st.meta["fingerprint"], space)
             return dict(st.meta)
 
+    def study_meta(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._study(name).meta)
+
     def _append(self, st: _Study, kind: str, tr: TrialRecord, reward: float | None, now: float) -> int:
         seq = len(st.events) + 1
         st.events.append(Event(seq, kind, tr.trial_id, tr.config, reward, tr.info, now))

@@ -14,8 +14,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # 2: trials record their owner (the client that asked), indexes serve keyset listings, snapshots of the fold.
-# A version-1 database gains them when it is opened (:func:`migrate`); its trials have no owner.
-SCHEMA_VERSION = 2
+# 3: events record the id of the transaction that wrote them (PostgreSQL; NULL on SQLite and for older rows),
+#    so that writers need no shared lock (autorag_hp.fold).
+# An older database gains them when it is opened (:func:`migrate`); its trials have no owner.
+SCHEMA_VERSION = 3
 metadata = sa.MetaData()
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -39,6 +41,8 @@ events_t = sa.Table(
     sa.Column("reward", sa.Float, nullable=True),
     sa.Column("info", sa.Text, nullable=False),
     sa.Column("time", sa.Float, nullable=False),
+    sa.Column("xid", sa.BigInteger, nullable=True),  # schema 3: pg_current_xact_id() of the writer (PostgreSQL)
+    sa.Index("autorag_events_xid", "study_id", "xid"),
     sqlite_autoincrement=True,
 )
 
@@ -87,12 +91,15 @@ TRIAL_COLUMNS = "trial_id, config, config_id, info, state, created_at, expires_a
 
 
 def migrate(conn) -> None:
-    """Bring a version-1 database to this schema (idempotent; run under create_schema's lock): the trials'
-    ``owner`` column and the listing indexes. Creating an index on a large existing table takes a while, once."""
+    """Bring an older database to this schema (idempotent; run under create_schema's lock): the trials'
+    ``owner`` column, the events' ``xid`` column and the indexes. Creating an index on a large existing table takes
+    a while, once."""
     insp = sa.inspect(conn)
-    if "owner" not in {c["name"] for c in insp.get_columns("autorag_trials")}:
-        conn.exec_driver_sql("ALTER TABLE autorag_trials ADD COLUMN owner VARCHAR(200)")
-    have = {ix["name"] for ix in insp.get_indexes("autorag_trials")}
-    for index in sorted(trials_t.indexes, key=lambda ix: ix.name):
-        if index.name not in have:  # asked only when missing: CREATE INDEX would wait for every writer
-            index.create(conn)
+    for table, column, sql_type in (("autorag_trials", "owner", "VARCHAR(200)"), ("autorag_events", "xid", "BIGINT")):
+        if column not in {c["name"] for c in insp.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+    for table in (trials_t, events_t):
+        have = {ix["name"] for ix in insp.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda ix: ix.name or ""):
+            if index.name is not None and index.name not in have:  # asked only when missing: CREATE INDEX waits for writers
+                index.create(conn)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from typing import Any
@@ -47,30 +46,8 @@ from autorag_hp.storage.schema import (
     studies_t,
     trials_t,
 )
+from autorag_hp.storage.statements import for_dialect
 from autorag_hp.storage.urls import create_schema, database_url, open_engine
-
-# Hot-path statements run at the driver level (no SQLAlchemy compilation per call: 10x faster).
-# Written with :name parameters (sqlite3's named style); converted to %(name)s for psycopg.
-_SQL = {
-    "upsert_stat": "INSERT INTO autorag_stats (study_id, config_id, config, count, sum, sumsq) "
-    "VALUES (:sid, :cid, :config, 1, :r, :r2) "
-    "ON CONFLICT (study_id, config_id) DO UPDATE SET count = autorag_stats.count + 1, "
-    "sum = autorag_stats.sum + excluded.sum, sumsq = autorag_stats.sumsq + excluded.sumsq",
-    "insert_event": "INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time) "
-    "VALUES (:sid, :kind, :tid, :config, :reward, :info, :time) RETURNING seq",
-    "insert_trial": "INSERT INTO autorag_trials (study_id, trial_id, n, config, config_id, info, state, created_at, "
-    "expires_at, owner) VALUES (:sid, :tid, :n, :config, :cid, :info, 'pending', :created, :expires, :owner)",
-    "get_trial": f"SELECT {TRIAL_COLUMNS} FROM autorag_trials WHERE study_id = :sid AND trial_id = :tid",
-    "put_snapshot": "INSERT INTO autorag_snapshots (study_id, version, seq, state, written_at) "
-    "VALUES (:sid, :version, :seq, :state, :now) ON CONFLICT (study_id, version) DO UPDATE SET seq = excluded.seq, "
-    "state = excluded.state, written_at = excluded.written_at WHERE autorag_snapshots.seq < excluded.seq",
-    "get_snapshot": "SELECT seq, state FROM autorag_snapshots WHERE study_id = :sid AND version = :version",
-    "mark_reported": "UPDATE autorag_trials SET state = 'reported', reward = :reward, reported_at = :now "
-    "WHERE study_id = :sid AND trial_id = :tid",
-    "events_after": "SELECT seq, kind, trial_id, config, reward, info, time FROM autorag_events "
-    "WHERE study_id = :sid AND seq > :after ORDER BY seq",
-    "lock_study": "SELECT id FROM autorag_studies WHERE id = :sid FOR UPDATE",
-}
 
 
 class SQLStorage(Storage):
@@ -78,7 +55,16 @@ class SQLStorage(Storage):
 
     ``sqlite_synchronous``: ``"NORMAL"`` (default; committed data survives a killed process) or ``"FULL"``
     (survives power loss as well, at the cost of an fsync per commit).
+
+    A PostgreSQL URL makes a :class:`~autorag_hp.storage.postgres.PostgresStorage`, whose writes share no lock.
     """
+
+    def __new__(cls, url: str, **kwargs: Any):
+        if cls is SQLStorage and isinstance(url, str) and url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres"):
+            from autorag_hp.storage.postgres import PostgresStorage
+
+            return super().__new__(PostgresStorage)
+        return super().__new__(cls)
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", echo: bool = False):
         self.url = url
@@ -102,7 +88,7 @@ class SQLStorage(Storage):
                 else:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")  # one writer at a time, taken up front: no deadlocks
 
-        self._sql = {k: (re.sub(r":(\w+)", r"%(\1)s", v) if self.dialect == "postgresql" else v) for k, v in _SQL.items()}
+        self._sql = for_dialect(self.dialect)
         if self.dialect == "postgresql":
             import psycopg
 
@@ -130,17 +116,20 @@ class SQLStorage(Storage):
                 self._ids[study] = sid
         return sid
 
+    def _study_id(self, study: str) -> int:
+        """The study's id, from the cache (no round trip) once it is known."""
+        sid = self._ids.get(study)
+        if sid is None:
+            with self._read() as conn:
+                sid = self._sid(conn, study)
+                conn.rollback()
+        return sid
+
     def _x(self, conn, name: str, params: dict[str, Any]):
         """Run a hot-path statement on the raw driver cursor (bypassing SQLAlchemy's result machinery)."""
         cur = conn.connection.dbapi_connection.cursor()
         cur.execute(self._sql[name], params)
         return cur
-
-    def _write_lock(self, conn, sid: int) -> None:
-        """Serialise writers of one study so sequence numbers are visible in commit order (PostgreSQL: the
-        study's row lock; SQLite: the database's write lock, already taken by BEGIN IMMEDIATE)."""
-        if self.dialect == "postgresql":
-            self._x(conn, "lock_study", {"sid": sid})
 
     def _event(self, conn, sid: int, kind: str, tr: TrialRecord, reward, info_json: str, now: float) -> int:
         cur = self._x(
@@ -190,30 +179,34 @@ class SQLStorage(Storage):
                 return json.loads(row.meta)
         raise RuntimeError(f"could not open study {name!r}")  # pragma: no cover
 
+    def study_meta(self, name: str) -> dict[str, Any]:
+        with self._read() as conn:
+            meta = conn.execute(sa.select(studies_t.c.meta).where(studies_t.c.name == name)).scalar()
+            conn.rollback()
+        if meta is None:
+            raise UnknownStudyError(f"no study named {name!r} in {self.url}")
+        return json.loads(meta)
+
     def suggest(self, study: str, trial: TrialRecord, snapshot: Snapshot | None = None) -> int:
         info_json = json.dumps(trial.info, sort_keys=True)
+        params = {"tid": trial.trial_id, "n": 0, "config": trial.config, "cid": trial.config_id, "info": info_json,
+                  "created": trial.created_at, "expires": trial.expires_at, "owner": trial.owner}
         with self.engine.begin() as conn:
-            sid = self._sid(conn, study)
-            self._write_lock(conn, sid)
+            sid = params["sid"] = self._sid(conn, study)
             locked = time.perf_counter()
-            seq = self._event(conn, sid, SUGGEST, trial, None, info_json, trial.created_at)
+            seq = params["n"] = self._event(conn, sid, SUGGEST, trial, None, info_json, trial.created_at)
             try:
-                self._x(
-                    conn, "insert_trial",
-                    {"sid": sid, "tid": trial.trial_id, "n": seq, "config": trial.config, "cid": trial.config_id,
-                     "info": info_json, "created": trial.created_at, "expires": trial.expires_at, "owner": trial.owner},
-                )
+                self._x(conn, "insert_trial", params)
             except (sa.exc.IntegrityError, *self._integrity_errors) as exc:
                 raise DuplicateTrialError(f"trial id {trial.trial_id!r} already exists in study {study!r}") from exc
             self._put_snapshot(conn, sid, snapshot)
-        self._held.observe(time.perf_counter() - locked)  # from the lock to the end of the commit that frees it
+        self._held.observe(time.perf_counter() - locked)  # from BEGIN IMMEDIATE's lock to the commit that frees it
         return seq
 
     def report(self, study: str, trial_id: str, reward: float, now: float,
                snapshot: Snapshot | None = None) -> tuple[int, TrialRecord]:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
-            self._write_lock(conn, sid)
             locked = time.perf_counter()
             raw = self._x(conn, "get_trial", {"sid": sid, "tid": trial_id}).fetchone()
             found = None if raw is None else TrialRecord(*raw[:3], json.loads(raw[3]), *raw[4:])
@@ -228,7 +221,6 @@ class SQLStorage(Storage):
     def expire(self, study: str, now: float) -> list[TrialRecord]:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
-            self._write_lock(conn, sid)
             rows = conn.execute(
                 sa.select(trials_t)
                 .where(trials_t.c.study_id == sid, trials_t.c.state == PENDING, trials_t.c.expires_at < now)
@@ -249,17 +241,17 @@ class SQLStorage(Storage):
     def expire_trial(self, study: str, trial_id: str, now: float) -> None:
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
-            self._write_lock(conn, sid)
             row = conn.execute(
                 sa.select(trials_t).where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
             ).first()
             if require_trial(study, trial_id, None if row is None else self._trial(row)).state == PENDING:
-                conn.execute(
+                done = conn.execute(  # only if still pending: a report racing it on PostgreSQL wins or loses whole
                     trials_t.update()
-                    .where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id)
+                    .where(trials_t.c.study_id == sid, trials_t.c.trial_id == trial_id, trials_t.c.state == PENDING)
                     .values(state=EXPIRED)
                 )
-                self._event(conn, sid, EXPIRE, self._trial(row), None, row.info, now)
+                if done.rowcount == 1:
+                    self._event(conn, sid, EXPIRE, self._trial(row), None, row.info, now)
 
     def events(self, study: str, after: int = 0, limit: int | None = None) -> list[Event]:
         with self._read() as conn:
@@ -338,10 +330,12 @@ class SQLStorage(Storage):
             self._put_snapshot(conn, self._sid(conn, study), snapshot)
 
     def rebuild_stats(self, study: str) -> None:
-        fresh = stats_from_events(self.events(study))
         with self.engine.begin() as conn:
             sid = self._sid(conn, study)
-            self._write_lock(conn, sid)
+            if self.dialect == "postgresql":  # reports wait until the aggregates are rebuilt, then add to them
+                conn.exec_driver_sql("LOCK TABLE autorag_stats IN EXCLUSIVE MODE")
+            rows = conn.exec_driver_sql(self._sql["events_after"], {"sid": sid, "after": 0}).all()
+            fresh = stats_from_events(Event(r[0], r[1], r[2], r[3], r[4], {}, r[6]) for r in rows)
             conn.execute(stats_t.delete().where(stats_t.c.study_id == sid))
             for cid, s in fresh.items():
                 conn.execute(

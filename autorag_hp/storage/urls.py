@@ -44,7 +44,8 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
     ``FULL`` also a power loss) and a 60 s busy timeout, so concurrent processes wait instead of failing;
     ``shared_across_threads`` lets one connection serve several threads (an in-memory database keeps one);
     ``pool_per_connection`` opens a fresh connection each time (several processes writing one file).
-    PostgreSQL: connections are checked before use (a restarted server is not an error). ``on_connect(dbapi
+    PostgreSQL: connections are checked before use (a restarted server is not an error) unless
+    ``pool_pre_ping=False`` (the caller then retries a statement on a dropped connection itself). ``on_connect(dbapi
     connection)`` runs after the pragmas, for a store's own settings; other keywords go to ``create_engine``.
     """
     import sqlalchemy as sa
@@ -61,7 +62,7 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
         elif pool_per_connection:
             kwargs["poolclass"] = sa.pool.NullPool
     else:
-        kwargs["pool_pre_ping"] = True
+        kwargs.setdefault("pool_pre_ping", True)
     engine = sa.create_engine(url, **kwargs)
     if sqlite:
         @sa.event.listens_for(engine, "connect")
