@@ -7,7 +7,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage
 
 from autorag_hp.evaluation import evaluator, get_metric
-from autorag_hp.evaluation.metrics import UnknownMetricError
+from autorag_hp.evaluation.metrics import Metric, UnknownMetricError
 from autorag_hp.types import Answer, Context, QAItem
 
 Q = "How do I delete a name?"
@@ -54,6 +54,9 @@ def test_what_does_not_fit_is_a_clear_error():
         evaluator("token_f1")(Q, OUT, {"anwser": REF})
     with pytest.raises(ValueError, match="none of the answer keys"):
         evaluator("token_f1")(Q, {"reply": OUT}, REF)
+    unparsed = Metric("judge", lambda answer, item: None, "a judge whose reply did not parse")
+    with pytest.raises(ValueError, match="'judge' gave no score for this answer"):
+        evaluator(unparsed)(Q, OUT, REF)
     with pytest.raises(TypeError, match="cannot read answer text"):
         evaluator("token_f1")(Q, 42, REF)
 

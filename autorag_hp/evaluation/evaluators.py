@@ -118,10 +118,14 @@ def evaluator(metric: Any, *, maximize: bool = True) -> Callable[[Any, Any, Any]
     sign = -1.0 if maximize and not m.higher_is_better else 1.0
 
     def evaluate(question: Any, output: Any, reference: Any = None) -> float:
-        value = m(to_answer(output), to_item(question, reference))
+        answer, item = to_answer(output), to_item(question, reference)
+        value = m(answer, item)
         if value is None:
-            need = _NEEDS.get(m.needs, "what this metric scores")
-            raise ValueError(f"metric {m.name!r} does not apply here: it needs {need}")
+            lacking = (m.needs == "reference" and item.answer is None) or (m.needs == "sources" and not item.sources)
+            if lacking:
+                raise ValueError(f"metric {m.name!r} does not apply here: it needs {_NEEDS[m.needs]}")
+            raise ValueError(f"metric {m.name!r} gave no score for this answer (an LLM judge whose reply could "
+                             "not be parsed, or an input it cannot score); report a reward yourself for this one")
         return sign * float(value)
 
     evaluate.__name__ = evaluate.__qualname__ = m.name
