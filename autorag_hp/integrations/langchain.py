@@ -124,6 +124,9 @@ class TunedRunnable(Runnable):
         self._local = threading.local()
         self.evaluator = evaluator
 
+    def __repr__(self) -> str:
+        return f"TunedRunnable({self.get_name() if self._inner is None else self._inner.get_name()}, {self.tuner!r})"
+
     # ------------------------------------------------------------------------------------------ schemas
     @property
     def InputType(self) -> Any:  # noqa: N802 - LangChain's name
