@@ -316,6 +316,11 @@ class Tuner:
 
     tell = report
 
+    def optimize(self, objective: Callable[[Trial], float], n_trials: int | None = None, **kwargs: Any) -> None:
+        """Optuna's ``study.optimize``: call ``objective(trial)`` and report its reward (:mod:`autorag_hp.optimize`)."""
+        from autorag_hp.optimize import optimize
+        optimize(self, objective, n_trials, **kwargs)
+
     def expire(self) -> int:
         """Expire every overdue trial now; return how many. (Also done lazily by :meth:`suggest`.)"""
         out = self.storage.expire(self.study, self.clock())
@@ -325,8 +330,6 @@ class Tuner:
     def sync(self) -> None:
         """Apply events written by other tuners sharing the storage."""
         self._sync()
-
-    # --- results ----------------------------------------------------------------------------------------
     def best(self, k: int | None = 5, *, rule: str = "policy", bounds: tuple[float, float] | None = None) -> list[Estimate]:
         """What to deploy: the top ``k`` configurations (all with ``None``), best first, each with its observed
         mean, a 95 % interval and the score it was ranked by (:mod:`autorag_hp.ranking`).
@@ -342,14 +345,12 @@ class Tuner:
             return rank(self.space, self.policy.sample_stats(), k, rule=rule, policy=self.policy, bounds=bounds)
 
     def trials(self, state: str | None = None) -> list[TrialRecord]:
-        """Every trial (optionally only those in ``state``), in creation order: reads the whole study; a listing
-        should page with :meth:`trial_page`."""
+        """Every trial (optionally only ``state``'s), in creation order; a listing pages with :meth:`trial_page`."""
         return self.storage.trials(self.study, state)
 
     def trial_page(self, *, state: str | None = None, owner: str | None = None, after: int | None = None,
                    limit: int = 100, newest_first: bool = True) -> TrialPage:
-        """One page of trials from the storage's index (:meth:`Storage.trial_page`); pass a page's ``next`` as
-        ``after`` for the following one."""
+        """One page of trials from the storage's index; a page's ``next`` is the following one's ``after``."""
         return self.storage.trial_page(self.study, state=state, owner=owner, after=after, limit=limit,
                                        newest_first=newest_first)
 
@@ -372,7 +373,6 @@ class Tuner:
         with self._lock:
             return self.policy.state_dict()
 
-    # --- the log ----------------------------------------------------------------------------------------
     def export_events(self) -> Iterator[str]:
         """The event log as JSON lines."""
         for ev in self.storage.events(self.study):
