@@ -2,20 +2,22 @@
 
 Endpoints (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``):
 
-==========================  ===============  ===================================================================
-``POST /v1/ask``            ask key          ``{question}`` → ``{answer, sources, trial_id, config, …}``
-                            score key        ``{question, reference}``: the service scores the answer and reports it
-``POST /v1/feedback``       feedback key     ``{trial_id, reward | thumbs | rating}`` (one per trial, own client)
-``GET /v1/best``            feedback/admin   best configurations with 95 % intervals
-``GET /v1/arms``            feedback/admin   per hyper-parameter value: count, mean, interval
-``GET /v1/trials``          feedback/admin   one page of trials (``?state=&limit=&order=newest|oldest&after=<next>``;
-                                             a feedback key sees its own client's only)
-``GET /v1/dashboard``       feedback/admin   everything the dashboard draws
-``GET /``                   none             the dashboard page (give the key as ``/#key=…``)
-``GET /healthz``            none             200 when the storage answers, else 503
-``GET /metrics``            none (or admin)  Prometheus text format (this replica's counters; admin key with
-                                             ``metrics_auth``)
-==========================  ===============  ===================================================================
+==============================  ===============  ===================================================================
+``POST /v1/ask``                ask key          ``{question}`` → ``{answer, sources, trial_id, config, …}``
+                                score key        ``{question, reference}``: the service scores the answer and reports it
+``POST /v1/feedback``           feedback key     ``{trial_id, reward | thumbs | rating}`` (one per trial, own client)
+``POST /v1/chat/completions``   ask key          OpenAI's chat format (streaming too): the last user message is the
+                                                 question, ``id`` the trial id (:mod:`autorag_hp.service.openai_api`)
+``GET /v1/best``                feedback/admin   best configurations with 95 % intervals
+``GET /v1/arms``                feedback/admin   per hyper-parameter value: count, mean, interval
+``GET /v1/trials``              feedback/admin   one page of trials (``?state=&limit=&order=newest|oldest&after=<next>``;
+                                                 a feedback key sees its own client's only)
+``GET /v1/dashboard``           feedback/admin   everything the dashboard draws
+``GET /``                       none             the dashboard page (give the key as ``/#key=…``)
+``GET /healthz``                none             200 when the storage answers, else 503
+``GET /metrics``                none (or admin)  Prometheus text format (this replica's counters; admin key with
+                                                 ``metrics_auth``)
+==============================  ===============  ===================================================================
 
 Keys go in ``Authorization: Bearer KEY`` (or ``X-API-Key: KEY``); their scopes are in
 :mod:`autorag_hp.service.auth`. Bodies are checked strictly: a string is not a number and a bool is not a
@@ -134,8 +136,9 @@ async def _send_json(send, status: int, code: str, message: str) -> None:
 
 
 def create_app(settings: ServiceSettings | None = None, keys=None, *, controller: Controller | None = None,
-               pipeline: Any = None, clock=time.time):
-    """Build the FastAPI app (the controller is created here unless given)."""
+               pipeline: Any = None, clock=time.time, read_only: bool = False):
+    """Build the FastAPI app (the controller is created here unless given). ``read_only``: the read endpoints
+    and the dashboard only, no route that asks or reports (``autorag-hp dashboard``, :mod:`.readonly`)."""
     from typing import Literal
 
     from fastapi import Depends, FastAPI, Query
@@ -144,6 +147,7 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    from autorag_hp.service import openai_api
     from autorag_hp.service.auth import KeyRing
 
     settings = settings or ServiceSettings()
@@ -199,38 +203,42 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
     app.state.controller = ctl
     app.state.metrics = metrics
 
-    def err(status: int, code: str, message: str, headers: dict | None = None):
-        return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    def err(status: int, code: str, message: str, headers: dict | None = None, request: Request | None = None,
+            param: str | None = None):
+        body = ({"error": {"code": code, "message": message}} if request is None
+                or not openai_api.is_openai_path(request.url.path) else openai_api.error_body(status, code, message, param))
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError):
-        return err(exc.status, exc.code, exc.message, {"Retry-After": "1"} if exc.status == 503 else None)
+        return err(exc.status, exc.code, exc.message, {"Retry-After": "1"} if exc.status == 503 else None, request,
+                   getattr(exc, "param", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return err(400, "malformed_json", "the body is not valid JSON: " + "; ".join(
-                str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors))
+                str(e.get("ctx", {}).get("error", e.get("msg"))) for e in errors), request=request)
         parts = []
         for e in errors:
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
             parts.append(f"{loc}: {e.get('msg')}")
-        return err(422, "invalid_request", "; ".join(parts))
+        return err(422, "invalid_request", "; ".join(parts), request=request, param=parts[0].split(":")[0])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "error")
-        return err(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        return err(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None), request)
 
     @app.exception_handler(Exception)
     async def _other(request: Request, exc: Exception):
         if storage_down(exc):
             return err(503, "storage_unavailable", "the tuning storage is unavailable; retry shortly",
-                       {"Retry-After": "1"})
+                       {"Retry-After": "1"}, request)
         ref = incident(f"{request.method} {request.url.path} failed", exc)
-        return err(500, "internal_error", f"internal error (incident {ref} in the service log)")
+        return err(500, "internal_error", f"internal error (incident {ref} in the service log)", request=request)
 
     def principal(*roles: str):
         from fastapi import HTTPException
@@ -261,19 +269,25 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
                 raise ServiceError(503, "storage_unavailable", "the tuning storage is unavailable; retry shortly") from exc
             raise
 
-    @app.post("/v1/ask", response_model=AskResponse, tags=["tuning"],
-              summary="Answer a question with the configuration the tuner chooses")
-    async def ask(body: AskRequest, who=Depends(principal("ask"))):
-        out = await run_sync(ctl.ask, body.question, body.reference, who)
+    def observe(out: dict[str, Any]) -> None:
         metrics.pipeline_seconds.observe(out["timing_ms"]["pipeline"] / 1e3)
         metrics.overhead_seconds.observe(out["timing_ms"]["tuner"] / 1e3)
-        return out
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["tuning"],
-              summary="Report the reward of a trial (once, from the client that asked)")
-    async def feedback(body: FeedbackRequest, who=Depends(principal("feedback"))):
-        value = ctl.feedback_value(body.reward, body.thumbs, body.rating)
-        return await run_sync(ctl.feedback, body.trial_id, value, who)
+    if not read_only:
+        @app.post("/v1/ask", response_model=AskResponse, tags=["tuning"],
+                  summary="Answer a question with the configuration the tuner chooses")
+        async def ask(body: AskRequest, who=Depends(principal("ask"))):
+            out = await run_sync(ctl.ask, body.question, body.reference, who)
+            observe(out)
+            return out
+
+        @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["tuning"],
+                  summary="Report the reward of a trial (once, from the client that asked)")
+        async def feedback(body: FeedbackRequest, who=Depends(principal("feedback"))):
+            value = ctl.feedback_value(body.reward, body.thumbs, body.rating)
+            return await run_sync(ctl.feedback, body.trial_id, value, who)
+
+        openai_api.add_routes(app, ctl, ask_auth=principal("ask"), run_sync=run_sync, observe=observe)
 
     reader = principal("feedback")
 
