@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grid": ("autorag_hp.commands.grid", "evaluate every configuration on every question into a resumable table"),
     "bench": ("autorag_hp.commands.bench", "replay tuning policies against a grid table: recall, calls, served reward"),
     "serve": ("autorag_hp.commands.serve", "the online tuning HTTP service (FastAPI) with its dashboard"),
+    "dashboard": ("autorag_hp.commands.dashboard", "serve the dashboard read-only over a stored study (no pipeline loaded)"),
     "loadtest": ("autorag_hp.commands.loadtest", "load and fault tests of the service: replicas, kill -9, DB restart"),
     "tune": ("autorag_hp.commands.tune", "tune a RAG pipeline online on streamed questions (bundled or your own data)"),
 }
