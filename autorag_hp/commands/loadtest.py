@@ -73,8 +73,12 @@ async def _drive(urls: list[str], ask_key: str, fb_key: str, qs: list[Any], n: i
                 item = qs[(c * 7919 + i) % len(qs)]
                 url = urls[i % len(urls)]
                 t0 = time.perf_counter()
-                r = await http.post(url + "/v1/ask", json={"question": item.question},
-                                    headers={"Authorization": f"Bearer {ask_key}"})
+                try:
+                    r = await http.post(url + "/v1/ask", json={"question": item.question},
+                                        headers={"Authorization": f"Bearer {ask_key}"})
+                except httpx.TransportError as exc:  # e.g. a kept-alive connection the server closed as it was reused
+                    status[f"ask {type(exc).__name__}"] = status.get(f"ask {type(exc).__name__}", 0) + 1
+                    continue
                 lat_ask.append(time.perf_counter() - t0)
                 status[f"ask {r.status_code}"] = status.get(f"ask {r.status_code}", 0) + 1
                 if r.status_code != 200:
@@ -85,9 +89,13 @@ async def _drive(urls: list[str], ask_key: str, fb_key: str, qs: list[Any], n: i
                 hit = item.sources and item.sources[0] in body["sources"][:1]
                 fb_url = urls[(i + 1) % len(urls)]  # feedback through the other replica
                 t0 = time.perf_counter()
-                r = await http.post(fb_url + "/v1/feedback",
-                                    json={"trial_id": body["trial_id"], "thumbs": "up" if hit else "down"},
-                                    headers={"Authorization": f"Bearer {fb_key}"})
+                try:
+                    r = await http.post(fb_url + "/v1/feedback",
+                                        json={"trial_id": body["trial_id"], "thumbs": "up" if hit else "down"},
+                                        headers={"Authorization": f"Bearer {fb_key}"})
+                except httpx.TransportError as exc:
+                    status[f"feedback {type(exc).__name__}"] = status.get(f"feedback {type(exc).__name__}", 0) + 1
+                    continue
                 lat_fb.append(time.perf_counter() - t0)
                 status[f"feedback {r.status_code}"] = status.get(f"feedback {r.status_code}", 0) + 1
 
@@ -97,6 +105,28 @@ async def _drive(urls: list[str], ask_key: str, fb_key: str, qs: list[Any], n: i
         wall = time.perf_counter() - t0
     return {"wall_s": wall, "lat_ask": lat_ask, "lat_fb": lat_fb, "status": status, "server_tuner": server_tuner,
             "server_pipeline": server_pipe}
+
+
+def cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the replicas (``pids``), this process (the load's clients) and
+    every PostgreSQL server process: where the machine's cores go during a load (Linux ``/proc``)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int | str) -> tuple[str, float]:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return "", 0.0
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        return name, (int(rest[11]) + int(rest[12])) / tick  # utime, stime
+
+    own = os.times()
+    out = {"replicas": sum(of(p)[1] for p in pids), "clients": own.user + own.system,
+           "postgres": sum(sec for name, sec in map(of, (d for d in os.listdir("/proc") if d.isdigit()))
+                           if name == "postgres")}
+    return out
 
 
 def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -122,8 +152,11 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), 60, 4, args.seed))
         seq = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.baseline, 1, args.seed))
         # the load: N asks (+ N feedbacks) from C concurrent clients
+        pids = [r.proc.pid for r in cluster.replicas if r.proc is not None]
+        cpu0 = cpu_seconds(pids)
         load = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.requests,
                                   args.clients, args.seed))
+        cpu1 = cpu_seconds(pids)
         dashes = [httpx.get(u + "/v1/dashboard", headers={"Authorization": f"Bearer {cluster.fb_key}"},
                             timeout=60).json() for u in cluster.urls]
         dash = dashes[0]
@@ -156,9 +189,18 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                       "pipeline_p50": ms(pct(load["server_pipeline"], 50))},
         "decisions_folded": dash.get("decisions"), "explore_share": dash.get("explore_share"),
         "lock_held_per_replica": [d.get("lock_held") for d in dashes],
+        # CPU per ask (+ its feedback), by component: with every core busy, cores / total is the ceiling on asks/s
+        "cpu_ms_per_ask": {k: ms((cpu1[k] - cpu0[k]) / max(n_ok, 1)) for k in cpu0},
+        "cpu_busy_share": round(sum(cpu1[k] - cpu0[k] for k in cpu0) / (load["wall_s"] * _cores()), 3),
         "machine": machine(),
     }
     return out
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def machine() -> dict[str, Any]:

@@ -248,7 +248,8 @@ def load_study(storage: Storage | str, study: str = "default", *, top: int = 5) 
     trials = read_trials(st, study)
     if not trials:
         raise UnknownStudyError(f"study {study!r} in {masked(st.url)} has no trials yet; nothing to show")
-    space = infer_space(trials)
+    stored = st.study_meta(study).get("space")  # the space the study was opened with: untried values included
+    space = SearchSpace(stored) if stored else infer_space(trials)
     fold = make_policy("random", space, seed=0)
     for t, cfg in StudyData(study, st.url, space, trials, [], "posterior").configs():
         if t.state == REPORTED:

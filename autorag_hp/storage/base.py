@@ -2,9 +2,9 @@
 
 * **Source of truth.** An append-only event log per study: ``suggest`` (a trial was handed out), ``report``
   (its reward arrived), ``expire`` (its time ran out). Each event carries its time, trial id, configuration
-  (JSON), reward and the policy's info. Per-configuration aggregates (count, sum, sum of squares) are updated
-  in the same transaction as the event and can be rebuilt from the log at any time
-  (:meth:`Storage.rebuild_stats`).
+  (JSON), reward and the policy's info. Per-configuration aggregates (count, sum, sum of squares,
+  :meth:`Storage.stats`) are the log's own (:func:`stats_from_events`): SQL storage computes them from it when
+  asked, so no write contends for an aggregate row.
 * **Ordering.** Event sequence numbers are unique and increase with the time an event is written. On SQLite
   (writers serialised by ``BEGIN IMMEDIATE``) and in memory they also increase in commit order. On PostgreSQL
   no lock is shared by a study's writers, so a later number may commit first; :meth:`Storage.read_log` then
@@ -273,10 +273,6 @@ class Storage(ABC):
     @abstractmethod
     def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
         """Store ``snapshot`` unless one of its version with a ``seq`` as high is stored already."""
-
-    @abstractmethod
-    def rebuild_stats(self, study: str) -> None:
-        """Recompute the aggregates from the event log."""
 
     def import_events(self, study: str, events: Iterable[Event]) -> int:
         """Append events from another log (new sequence numbers, same order); return how many.

@@ -24,7 +24,6 @@ from autorag_hp.storage.base import (
     check_report,
     check_space,
     require_trial,
-    stats_from_events,
 )
 
 
@@ -208,11 +207,6 @@ class MemoryStorage(Storage):
     def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
         with self._lock:
             self._study(study).put_snapshot(snapshot)
-
-    def rebuild_stats(self, study: str) -> None:
-        with self._lock:
-            st = self._study(study)
-            st.stats = {cid: [s.config, s.count, s.sum, s.sumsq] for cid, s in stats_from_events(st.events).items()}
 
     def import_events(self, study: str, events: Iterable[Event]) -> int:
         with self._lock:  # no other thread writes between the log's checks and its last event

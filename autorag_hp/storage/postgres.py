@@ -26,14 +26,25 @@ from autorag_hp.storage.urls import open_engine
 class PostgresStorage(SQLStorage):
     """``postgresql://user@host/db`` (``SQLStorage(url)`` with such a URL makes one of these).
 
-    Writes go through a pool of their own in autocommit, without the ping before each use: a statement that fails
+    Writes go through pools of their own in autocommit, without the ping before each use: a statement that fails
     because the server dropped the pooled connection is sent once more on a fresh one, after checking that the
-    first one did not commit (then it counts once)."""
+    first one did not commit (then it counts once).
 
-    def __init__(self, url: str, *, echo: bool = False, **kwargs: Any):
+    Durability. A report (and an expiry) returns once it is flushed to disk. A suggestion returns once it is
+    committed, visible to every reader, and is flushed by PostgreSQL's WAL writer within ``wal_writer_delay``
+    (200 ms by default; at most three times that), or at once by the next report or other synchronous commit,
+    which flushes everything before it. So a crash of the PostgreSQL *server* (not of a replica) can lose the
+    suggestions of the last fraction of a second: their feedback is then refused as an unknown trial, and no
+    acknowledged reward is ever lost. The flush is what a synchronous commit waits for (4 ms here, against 0.2 ms
+    without); ``durable_suggest=True`` waits for it on suggestions too."""
+
+    def __init__(self, url: str, *, echo: bool = False, durable_suggest: bool = False, **kwargs: Any):
         super().__init__(url, echo=echo, **kwargs)
         self._auto = open_engine(self.engine.url, echo=echo, pool_pre_ping=False).execution_options(
             isolation_level="AUTOCOMMIT")
+        self._auto_suggest = self._auto if durable_suggest else open_engine(
+            self.engine.url, echo=echo, pool_pre_ping=False, pool_size=5,
+            connect_args={"options": "-c synchronous_commit=off"}).execution_options(isolation_level="AUTOCOMMIT")
 
     def _pg(self, name: str, params: dict[str, Any], snapshot: Snapshot | None = None,
             landed: Any = None) -> list[tuple]:
@@ -46,9 +57,10 @@ class PostgresStorage(SQLStorage):
             if snapshot is not None:
                 params = {**params, "version": snapshot.version, "seq": int(snapshot.seq), "state": snapshot.state,
                           "now": params.get("now", time.time())}
+        engine = self._auto_suggest if name == "pg_suggest" else self._auto
         for attempt in (0, 1):
             try:
-                with self._auto.connect() as conn:
+                with engine.connect() as conn:
                     t0 = time.perf_counter()
                     rows = conn.exec_driver_sql(sql, params).fetchall()
                     if name != "pg_read_log":
@@ -112,4 +124,5 @@ class PostgresStorage(SQLStorage):
 
     def close(self) -> None:
         self._auto.engine.dispose()
+        self._auto_suggest.engine.dispose()
         super().close()

@@ -4,7 +4,9 @@
 * ``autorag_events``: the append-only log, the source of truth (:mod:`autorag_hp.storage.base`).
 * ``autorag_trials``: each trial's current state (derived from the log, plus its owner), with the indexes the
   expiry sweep and the keyset listings read.
-* ``autorag_stats``: per-configuration aggregates, updated with each report.
+(Schema 2 had ``autorag_stats``, per-configuration aggregates updated with each report: every report of a
+configuration waited on its row. They are now computed from the log when asked; an older database keeps the
+table, unused.)
 * ``autorag_snapshots``: the tuners' folded state at some event, per study and version (start-up reads the
   newest one and the events after it instead of the whole log).
 """
@@ -71,14 +73,6 @@ trials_t = _per_study(
     # keyset listings (trial_page): one index range per state, merged; no scan of the history
     sa.Index("autorag_trials_state_n", "study_id", "state", "n"),
     sa.Index("autorag_trials_owner_state_n", "study_id", "owner", "state", "n"),
-)
-stats_t = _per_study(
-    "autorag_stats",
-    sa.Column("config_id", sa.String(32), primary_key=True),
-    sa.Column("config", sa.Text, nullable=False),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    sa.Column("sum", sa.Float, nullable=False),
-    sa.Column("sumsq", sa.Float, nullable=False),
 )
 snapshots_t = _per_study(
     "autorag_snapshots",

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from autorag_hp.errors import DuplicateTrialError, InvalidStorageError, UnknownStudyError
-from autorag_hp.space import SearchSpace
+from autorag_hp.space import Config, SearchSpace
 from autorag_hp.storage.base import (
     EXPIRE,
     EXPIRED,
@@ -35,14 +35,12 @@ from autorag_hp.storage.base import (
     check_report,
     check_space,
     require_trial,
-    stats_from_events,
 )
 from autorag_hp.storage.schema import (
     SCHEMA_VERSION,
     TRIAL_COLUMNS,
     metadata,
     migrate,
-    stats_t,
     studies_t,
     trials_t,
 )
@@ -213,7 +211,6 @@ class SQLStorage(Storage):
             tr = check_report(study, trial_id, found, now).as_reported(reward, now)
             self._x(conn, "mark_reported", {"reward": reward, "now": now, "sid": sid, "tid": trial_id})
             seq = self._event(conn, sid, REPORT, tr, reward, raw[3], now)
-            self._x(conn, "upsert_stat", {"sid": sid, "cid": tr.config_id, "config": tr.config, "r": reward, "r2": reward * reward})
             self._put_snapshot(conn, sid, snapshot)
         self._held.observe(time.perf_counter() - locked)
         return seq, tr
@@ -268,9 +265,9 @@ class SQLStorage(Storage):
     def stats(self, study: str) -> dict[str, Stat]:
         with self._read() as conn:
             sid = self._sid(conn, study)
-            rows = conn.execute(sa.select(stats_t).where(stats_t.c.study_id == sid)).all()
+            rows = conn.exec_driver_sql(self._sql["report_stats"], {"sid": sid}).all()
             conn.rollback()
-        return {r.config_id: Stat(r.config, int(r.count), float(r.sum), float(r.sumsq)) for r in rows}
+        return {Config.from_json(r[0]).id: Stat(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows}
 
     def trial(self, study: str, trial_id: str) -> TrialRecord:
         with self._read() as conn:
@@ -328,19 +325,6 @@ class SQLStorage(Storage):
     def save_snapshot(self, study: str, snapshot: Snapshot) -> None:
         with self.engine.begin() as conn:
             self._put_snapshot(conn, self._sid(conn, study), snapshot)
-
-    def rebuild_stats(self, study: str) -> None:
-        with self.engine.begin() as conn:
-            sid = self._sid(conn, study)
-            if self.dialect == "postgresql":  # reports wait until the aggregates are rebuilt, then add to them
-                conn.exec_driver_sql("LOCK TABLE autorag_stats IN EXCLUSIVE MODE")
-            rows = conn.exec_driver_sql(self._sql["events_after"], {"sid": sid, "after": 0}).all()
-            fresh = stats_from_events(Event(r[0], r[1], r[2], r[3], r[4], {}, r[6]) for r in rows)
-            conn.execute(stats_t.delete().where(stats_t.c.study_id == sid))
-            for cid, s in fresh.items():
-                conn.execute(
-                    stats_t.insert().values(study_id=sid, config_id=cid, config=s.config, count=s.count, sum=s.sum, sumsq=s.sumsq)
-                )
 
     def lock_held(self) -> dict[str, float]:
         return self._held.summary()

@@ -15,10 +15,9 @@ import re
 EVENT_COLUMNS = "seq, kind, trial_id, config, reward, info, time"
 
 _COMMON = {
-    "upsert_stat": "INSERT INTO autorag_stats (study_id, config_id, config, count, sum, sumsq) "
-    "VALUES (:sid, :cid, :config, 1, :r, :r2) "
-    "ON CONFLICT (study_id, config_id) DO UPDATE SET count = autorag_stats.count + 1, "
-    "sum = autorag_stats.sum + excluded.sum, sumsq = autorag_stats.sumsq + excluded.sumsq",
+    # the aggregates are the log's (Storage.stats): computed when asked, so no write waits on an aggregate row
+    "report_stats": "SELECT config, count(*), sum(reward), sum(reward * reward) FROM autorag_events "
+    "WHERE study_id = :sid AND kind = 'report' GROUP BY config",
     "insert_event": "INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time) "
     "VALUES (:sid, :kind, :tid, :config, :reward, :info, :time) RETURNING seq",
     "insert_trial": "INSERT INTO autorag_trials (study_id, trial_id, n, config, config_id, info, state, created_at, "
@@ -38,15 +37,15 @@ _COMMON = {
 }
 
 _XID = "pg_current_xact_id()::text::bigint"
-_SNAP = ("put_snap AS (INSERT INTO autorag_snapshots (study_id, version, seq, state, written_at) "
+_SNAP = (", put_snap AS (INSERT INTO autorag_snapshots (study_id, version, seq, state, written_at) "
          "SELECT :sid, :version, :seq, :state, :now FROM {after} ON CONFLICT (study_id, version) DO UPDATE SET "
          "seq = excluded.seq, state = excluded.state, written_at = excluded.written_at "
-         "WHERE autorag_snapshots.seq < excluded.seq), ")
+         "WHERE autorag_snapshots.seq < excluded.seq)")
 
 _POSTGRES = {
     # the event, then the trial numbered by it; a duplicate trial id fails the whole statement
     "pg_suggest": "WITH ev AS (INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time, xid) "
-    f"VALUES (:sid, 'suggest', :tid, :config, NULL, :info, :created, {_XID}) RETURNING seq), {{snap}}"
+    f"VALUES (:sid, 'suggest', :tid, :config, NULL, :info, :created, {_XID}) RETURNING seq){{snap}}, "
     "tr AS (INSERT INTO autorag_trials (study_id, trial_id, n, config, config_id, info, state, created_at, expires_at, "
     "owner) SELECT :sid, :tid, ev.seq, :config, :cid, :info, 'pending', :created, :expires, :owner FROM ev RETURNING n) "
     "SELECT n FROM tr",
@@ -56,10 +55,7 @@ _POSTGRES = {
     "WHERE study_id = :sid AND trial_id = :tid AND state = 'pending' AND (expires_at IS NULL OR expires_at >= :now) "
     "RETURNING trial_id, config, config_id, info, state, created_at, expires_at, reward, reported_at, owner), "
     "ev AS (INSERT INTO autorag_events (study_id, kind, trial_id, config, reward, info, time, xid) "
-    f"SELECT :sid, 'report', trial_id, config, :reward, info, :now, {_XID} FROM t RETURNING seq), {{snap}}"
-    "st AS (INSERT INTO autorag_stats (study_id, config_id, config, count, sum, sumsq) "
-    "SELECT :sid, config_id, config, 1, :reward, :r2 FROM t ON CONFLICT (study_id, config_id) DO UPDATE SET "
-    "count = autorag_stats.count + 1, sum = autorag_stats.sum + excluded.sum, sumsq = autorag_stats.sumsq + excluded.sumsq) "
+    f"SELECT :sid, 'report', trial_id, config, :reward, info, :now, {_XID} FROM t RETURNING seq){{snap}} "
     "SELECT ev.seq, t.* FROM ev, t",
     "pg_expire": "WITH t AS (UPDATE autorag_trials SET state = 'expired' WHERE study_id = :sid AND state = 'pending' "
     "AND expires_at < :now RETURNING trial_id, config, config_id, info, state, created_at, expires_at, reward, "
