@@ -30,7 +30,9 @@ residual ``δ_c ~ N(0, τ²)``; LUCB (Kalyanakrishnan et al. 2012) races the top
    sampled configuration not ruled out by its own data (never tried, or ``ȳ_c + β_t σ/√m_c`` at least the
    ``k``-th best ``ȳ − β_t σ/√m``), ties at random; untried ones come first, drawn uniformly from the space.
 
-Selection otherwise (LUCB): ``J`` = the ``k`` highest posterior means among the candidates; ``a`` = the one in
+Selection otherwise (LUCB): candidates = the tried configurations (beyond ``2 × search_limit`` of them: the
+``search_limit`` best by their own upper bound ``ȳ_c + β_t σ/√m_c`` and as many by the prediction) and the
+searched ones; ``J`` = the ``k`` highest posterior means among the candidates; ``a`` = the one in
 ``J`` with the lowest ``mean − β_t sd``, ``b`` = the one outside with the highest ``mean + β_t sd``; play the
 less certain, ``β_t = β (1 + beta_growth · ln(1 + t/C))``. Pending pulls count in ``sd``. Scores are rounded
 to 1e-9 before comparing and ties broken by the decision's generator, so the rounding of the incremental
@@ -76,7 +78,9 @@ class AdditiveLUCB2Policy(Policy):
         tau_min: lower bound on the residual standard deviation, as a share of ``σ``.
         max_pairs, pair_level, pair_cells: pairwise terms — at most this many, entering at this family-wise
             level, for pairs of at most this many cells.
-        search_limit: size of the product of per-group best values searched per decision.
+        search_limit: size of the product of per-group best values searched per decision; beyond twice as
+            many tried configurations, the race considers only this many of them by their own upper bound and
+            as many by the model's prediction (so a decision's cost stops growing with the tried set).
     """
 
     name = "additive_lucb2"
@@ -199,31 +203,35 @@ class AdditiveLUCB2Policy(Policy):
     def _mixture(self, idx: np.ndarray, pred: np.ndarray, v: np.ndarray, pending: bool) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and sd of ``μ_c`` under the two-component prior (see the module docstring)."""
         h = self._hyper
-        s2 = h["sigma2"]
+        inv_s2 = 1.0 / h["sigma2"]
         m, q = self._cn[idx], self._cs[idx]
-        m_obs = m
+        a = m * inv_s2
+        qa = q * inv_s2
         if pending:
-            per = self._cn.sum() / max(float(self._n.sum()), 1e-300) if self._n.sum() > 0 else 1.0
-            m_obs = m + self._pending[idx] * per
-        comps = [(pred, v, math.log(1.0 - self.slab))]
-        if self.slab > 0:
-            comps.append((np.full(idx.size, h["free_mu"]), np.full(idx.size, h["free_var"]), math.log(self.slab)))
+            n = float(self._n.sum())
+            per = float(self._cn.sum()) / n if n > 0 else 1.0
+            a_obs = a + self._pending[idx] * (per * inv_s2)
+        else:
+            a_obs = a
+        iv = 1.0 / v
+        mean0 = (pred * iv + qa) / (iv + a)
+        var0 = 1.0 / (iv + a_obs)
+        if self.slab <= 0:
+            return mean0, np.sqrt(var0)
+        fm, iV1 = h["free_mu"], 1.0 / h["free_var"]
+        mean1 = (fm * iV1 + qa) / (iV1 + a)
+        var1 = 1.0 / (iV1 + a_obs)
+        # log-odds of the model component: its prior odds, plus the log likelihood ratio of the own mean
         seen = m > 0
-        ybar = np.where(seen, q / np.maximum(m, 1e-300), 0.0)
-        out = []
-        for mk, Vk, lp in comps:
-            mean = (mk / Vk + q / s2) / (1.0 / Vk + m / s2)
-            var = 1.0 / (1.0 / Vk + m_obs / s2)
-            s = Vk + s2 / np.maximum(m, 1e-300)
-            ll = np.where(seen, -0.5 * ((ybar - mk) ** 2 / s + np.log(s)), 0.0) + lp
-            out.append((mean, var, ll))
-        if len(out) == 1:
-            return out[0][0], np.sqrt(out[0][1])
-        (m0, v0, l0), (m1, v1, l1) = out
-        w1 = 1.0 / (1.0 + np.exp(np.clip(l0 - l1, -700, 700)))
-        w0 = 1.0 - w1
-        mean = w0 * m0 + w1 * m1
-        var = w0 * (v0 + (m0 - mean) ** 2) + w1 * (v1 + (m1 - mean) ** 2)
+        noise = np.where(seen, 1.0 / np.where(seen, a, 1.0), 0.0)  # σ²/m (0 where unseen: no likelihood term)
+        ybar = np.where(seen, q / np.where(seen, m, 1.0), 0.0)
+        s0, s1 = v + noise, h["free_var"] + noise
+        llr = -0.5 * ((ybar - pred) ** 2 / s0 - (ybar - fm) ** 2 / s1 + np.log(s0 / s1))
+        odds = np.where(seen, llr, 0.0) + math.log((1.0 - self.slab) / self.slab)
+        w1 = 1.0 / (1.0 + np.exp(np.clip(odds, -700.0, 700.0)))
+        diff = mean1 - mean0
+        mean = mean0 + w1 * diff
+        var = var0 + w1 * (var1 - var0) + w1 * (1.0 - w1) * diff * diff
         return mean, np.sqrt(np.maximum(var, 1e-300))
 
     def recommendation_scores(self, stats) -> np.ndarray:
@@ -252,6 +260,8 @@ class AdditiveLUCB2Policy(Policy):
             pred, v = model.predict_all()
         else:
             mask = (self._cn > 0) | (self._pending > 0)
+            if int(mask.sum()) > 2 * self.search_limit:
+                mask = self._shortlist(model, np.flatnonzero(mask), beta)
             mask[model.candidates(beta, self.search_limit)] = True
             idx = np.flatnonzero(mask)  # the tried configurations and the searched ones, in index order
             pred, v = model.predict(idx)
@@ -265,6 +275,21 @@ class AdditiveLUCB2Policy(Policy):
         hi = outside[int(np.argmax(mean[outside] + beta * sd[outside] + jitter[outside]))]
         pick = lo if sd[lo] > sd[hi] else hi
         return Selection(self.space.config_at(int(idx[pick])), {"race": "inside" if pick == lo else "outside"})
+
+    def _shortlist(self, model: AdditiveModel, tried: np.ndarray, beta: float) -> np.ndarray:
+        """The tried configurations the race considers once there are many: the ``search_limit`` best by their
+        own upper bound ``ȳ_c + β_t σ/√m_c`` and the ``search_limit`` best by the model's prediction (a mask)."""
+        n = self._cn[tried]
+        per = float(self._cn.sum()) / max(float(self._n.sum()), 1e-300)
+        m = n + self._pending[tried] * per
+        pred = model.mean_only(tried)
+        own = np.where(n > 0, self._cs[tried] / np.maximum(n, 1e-300), pred)
+        own += beta * np.sqrt(self._hyper["sigma2"] / np.maximum(m, 1e-300))
+        N = self.search_limit
+        mask = np.zeros(self.space.size, dtype=bool)
+        mask[tried[np.argpartition(-own, N)[:N]]] = True
+        mask[tried[np.argpartition(-pred, N)[:N]]] = True
+        return mask
 
     def _race(self, rng) -> Selection:
         """The model-free share: the least sampled configuration its own data has not ruled out."""

@@ -140,6 +140,10 @@ class AdditiveModel:
                 var += 2.0 * S[C[a], C[b]]
         return pred, np.maximum(var, 1e-12)
 
+    def mean_only(self, idx: np.ndarray) -> np.ndarray:
+        """``pred`` alone (``K`` gathers, no variance)."""
+        return self.mu0 + self.theta[self.cols(idx)].sum(axis=0)
+
     def predict_all(self) -> tuple[np.ndarray, np.ndarray]:
         """(pred, v) of every configuration (their columns cached: for small spaces)."""
         if self._all is None:

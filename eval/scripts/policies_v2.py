@@ -151,6 +151,8 @@ def report(args) -> None:
     entries = [("grid", "grid", {}), ("random", "random", {})] + [(m, m, chosen[m]) for m in ("ucb", "thompson", "hier_ucb")] \
         + [("hier_ucb(1.5/0.5)", "hier_ucb", paper), ("additive_lucb", "additive_lucb", {}),
            ("additive_lucb2", "additive_lucb2", chosen["additive_lucb2"])]
+    if args.baselines == "optuna":  # the library baseline, O(trials) an ask: run apart, on fewer seeds, at its defaults
+        entries = [("optuna_tpe(multivariate)", "optuna_tpe", {"multivariate": True}), entries[-1]]
     fams = args.families
     jobs = []
     for f in fams:
@@ -203,7 +205,8 @@ def report(args) -> None:
         secs.setdefault(r["method"], []).append(r["s"])
     lines += ["Replay seconds per run (mean): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in secs.items()), "",
               f"Command: `flock /tmp/ahp-bench.lock nice -n 19 .venv/bin/python eval/scripts/policies_v2.py report "
-              f"--seeds {args.seeds} --w {','.join(map(str, args.w))} --families {','.join(fams)} --chosen "
+              f"--seeds {args.seeds} --w {','.join(map(str, args.w))} --families {','.join(fams)} --baselines "
+              f"{args.baselines} --chosen "
               f"{args.chosen} --out {args.out}` ({time.perf_counter() - t0:.0f} s, {args.workers} workers; {cpu()})."]
     write(args.out, "\n".join(lines) + "\n")
 
@@ -222,6 +225,8 @@ def main() -> None:
     ap.add_argument("--families", type=lambda s: s.split(","), default=list(FAMILIES))
     ap.add_argument("--chosen", default="eval/results/policies_v2/tuning.json")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baselines", choices=["ours", "optuna"], default="ours",
+                    help="ours: grid, random, UCB, Thompson, Hier-UCB, additive_lucb; optuna: multivariate TPE")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     tune(args) if args.mode == "tune" else report(args)

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 SPACES = {1000: [10, 10, 10], 4000: [10, 10, 8, 5], 20000: [10, 10, 10, 20]}
 
 
-def measure(name: str, size: int, decisions: int, batch: int = 4) -> tuple[float, float, float]:
+def measure(name: str, size: int, decisions: int, batch: int = 4) -> tuple[float, float, float, float]:
     from autorag_hp.decision import Decision
     from autorag_hp.evaluation.replay import SyntheticTable
     from autorag_hp.policies import make_policy
@@ -36,10 +36,10 @@ def measure(name: str, size: int, decisions: int, batch: int = 4) -> tuple[float
         builds.append(time.perf_counter() - t0)
     table = SyntheticTable.make(space, seed=0, effect=0.5, interaction=0.05, noise=0.3, tokens_effect=None)
     rng = np.random.default_rng(0)
-    times = []
+    times, cpu_times = [], []
     q = 0
     for _ in range(decisions):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         sel = pol.select()
         d = Decision(number=pol.t, slot=0, batch=batch, policy=sel.info)
         pol.observe_decision(sel.config, d)
@@ -48,8 +48,9 @@ def measure(name: str, size: int, decisions: int, batch: int = 4) -> tuple[float
             pol.update(sel.config, float(table.means[i] + 0.3 * rng.standard_normal()), 1.0 / batch, d.asking(q % 100))
             q += 1
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.thread_time() - c0)
     late = np.array(times[decisions // 2:])
-    return float(np.median(builds)), float(late.mean()), float(np.median(late))
+    return float(np.median(builds)), float(late.mean()), float(np.median(late)), float(np.mean(cpu_times[decisions // 2:]))
 
 
 def main() -> None:
@@ -66,11 +67,14 @@ def main() -> None:
              f"A decision = select + observe_decision + 4 reports; mean (median) over decisions {args.decisions // 2}.."
              f"{args.decisions} of one run; build = constructing the policy (median of 3). CPU: {cpu()}; load average "
              f"at start {os.getloadavg()[0]:.1f} on this shared machine.", "",
-             "| configurations | policy | build | decision mean | decision median |", "|---|---|---|---|---|"]
+             "CPU = the thread's CPU time (excludes time the shared machine ran others).", "",
+             "| configurations | policy | build | decision mean | decision median | decision CPU mean |",
+             "|---|---|---|---|---|---|"]
     for size in SPACES:
         for name in args.policies.split(","):
-            b, mean, med = measure(name, size, args.decisions)
-            lines.append(f"| {size:,} | {name} | {b * 1e3:.1f} ms | {mean * 1e3:.3f} ms | {med * 1e3:.3f} ms |")
+            b, mean, med, cpu_mean = measure(name, size, args.decisions)
+            lines.append(f"| {size:,} | {name} | {b * 1e3:.1f} ms | {mean * 1e3:.3f} ms | {med * 1e3:.3f} ms | "
+                         f"{cpu_mean * 1e3:.3f} ms |")
             print(lines[-1], flush=True)
     lines += ["", f"Command: `flock /tmp/ahp-bench.lock nice -n 19 .venv/bin/python eval/scripts/policy_cost.py "
               f"--decisions {args.decisions} --policies {args.policies} --out {args.out}`"]
