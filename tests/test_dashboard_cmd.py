@@ -27,7 +27,7 @@ def reward(config, rng) -> float:
     return max(-1.0, min(1.0, base + rng.normal(0, 0.2)))
 
 
-def make_study(path, n: int = 60, policy: str = "online"):
+def make_study(path, n: int = 60, policy: str = "online", study: str = "online"):
     """``n`` decisions of a real Tuner on SQLite (the online policy as the service runs it, or a plain one as
     ``tune`` does); every fifth trial is left pending. Returns the writing tuner."""
     import numpy as np
@@ -40,7 +40,8 @@ def make_study(path, n: int = 60, policy: str = "online"):
     space = SearchSpace(SPACE)
     pol = OnlinePolicy(space, seed=0, explore=0.5, tag="faq-v1") if policy == "online" else policy
     ticks = itertools.count()
-    tuner = Tuner(space, policy=pol, storage=f"sqlite:///{path}", seed=0, study="online",
+    url = path if isinstance(path, str) else f"sqlite:///{path}"
+    tuner = Tuner(space, policy=pol, storage=url, seed=0, study=study,
                   clock=lambda: 1000.0 + next(ticks))
     for i in range(n):
         t = tuner.suggest(question=f"q{i}", owner="web")
@@ -91,7 +92,24 @@ def test_view_shows_what_the_writing_tuner_knows_and_writes_nothing(tmp_path, po
                            ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})):
             assert http.post(path, json=body, headers=admin).status_code in (404, 405), path
         assert not [p for p, ops in app.openapi()["paths"].items() if set(ops) - {"get"}]
-    assert stored(writer.storage) == before
+        assert stored(writer.storage) == before
+        writer.report(writer.suggest(owner="web").id, 0.5)  # the view follows a study that is still being written
+        d = http.get("/v1/dashboard", headers=fb).json()
+        assert d["decisions"] == 61 and d["reports_in_window"] == 49
+
+
+@pytest.mark.postgres
+def test_view_reads_a_postgres_study(pg_url, unique_name):
+    from autorag_hp.service.readonly import StudyView
+
+    writer = make_study(pg_url, n=20, study=unique_name)
+    before = stored(writer.storage, unique_name)
+    view = StudyView(pg_url, unique_name)
+    d = view.dashboard(view.keys.lookup(None))
+    assert d["decisions"] == 20 and d["reports_in_window"] == 16
+    assert [b["config"] for b in d["best"][:3]] == [e.config.to_dict() for e in writer.best(3)]
+    view.close()
+    assert stored(writer.storage, unique_name) == before
 
 
 def test_view_loads_no_pipeline_model_or_index(tmp_path):

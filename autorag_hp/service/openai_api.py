@@ -198,7 +198,11 @@ def add_routes(app: Any, ctl: Any, *, ask_auth: Callable, run_sync: Callable, ob
         created = int(time.time())
         headers = {TRIAL_HEADER: out["trial_id"]}
         if body.stream:
-            return StreamingResponse(stream_events(out, body.model, created), media_type="text/event-stream",
+            async def events():  # an async iterator: a sync one costs a thread-pool hop per chunk
+                for line in stream_events(out, body.model, created):
+                    yield line
+
+            return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={**headers, "Cache-Control": "no-cache"})
         return JSONResponse(completion(out, body.model, created), headers=headers)
 
