@@ -43,6 +43,7 @@ def data_checks(pipe) -> tuple[list[str], bool]:
     heading = [q.id for q in qs if q.sources and q.sources[0] in docs
                and _bare(q.question) == _bare(str(docs[q.sources[0]].meta.get("section", "")))]
     dup = len(qs) - len({q.question for q in qs})
+    elsewhere = [q.id for q in qs if sum(q.answer in d.text for d in pipe.docs) > 1]
     chapters = sorted({s.split("#")[0] for q in qs for s in q.sources})
     sections = {q.sources[0] for q in qs}
     alen = sorted(len(q.answer) for q in qs)
@@ -56,6 +57,8 @@ def data_checks(pipe) -> tuple[list[str], bool]:
         f"| question text occurs in the corpus (as is, or without punctuation/spaces) | {len(leaked)} |",
         f"| question equals its section heading | {len(heading)} |",
         f"| duplicate questions | {dup} |", "",
+        f"Not a failure: {len(elsewhere)} of the {len(qs)} answer spans also occur in some other section (a command "
+        "or file name the Reference mentions more than once); recall below still counts only the gold section.", "",
     ]
     for name, ids in (("missing", missing), ("paraphrased", paraphrased), ("leaked", leaked), ("heading", heading)):
         if ids:
@@ -110,7 +113,9 @@ def main() -> None:
              f"CPU: {fp['cpu']}, {os.cpu_count()} vCPUs, torch CPU capability {fp['capability']}, kernel flags "
              f"{', '.join(fp['flags']) or 'none'}; load average at start {os.getloadavg()[0]:.1f} (shared machine); "
              f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
-             f"Fresh cache `{cache}`: index build times include embedding every chunk.", "", "## Data", ""]
+             + (f"Fresh cache `{cache}`: index build times include embedding every chunk." if not args.cache else
+                f"Cache `{cache}` as given: an index built before is loaded, so its build time is a load time."),
+             "", "## Data", ""]
     checks, ok = data_checks(pipe)
     lines += checks
     lines += ["", "## Retrieval recall of the gold section (no LLM)", "",
