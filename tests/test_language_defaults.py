@@ -50,6 +50,11 @@ def test_cjk_share_and_language():
     assert corpus_share(d.text for d in load_bundled_corpus("python_docs_faq")) == 0.0
 
 
+def test_a_space_written_for_chinese_is_kept_as_written():
+    mine = {"retrieval": {"top_k": [1, 3], "embedding": ["bm25", "e5"]}}
+    assert language_space(mine, "zh") == (mine, "")  # no English-only arm: nothing added, nothing said
+
+
 def test_language_space_for_chinese():
     spec, note = language_space(SPACE, "zh")
     assert spec["retrieval"]["embedding"] == ["e5", "bm25", "hybrid"] and spec["generation"] == SPACE["generation"]

@@ -85,9 +85,9 @@ def segment(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------- the space
 def language_space(spec: Mapping[str, Any], lang: str, hybrid_dense: str = "e5") -> tuple[dict[str, Any], str]:
     """``(spec, notice)``: the default space ``spec`` (grouped or flat, as ``SearchSpace.to_dict()`` gives)
-    adapted to a corpus in ``lang``. For ``"zh"`` the ``embedding`` values become e5, BM25 and hybrid (when
-    ``hybrid_dense`` is e5), in that order, without the English-only ones; ``notice`` says what changed (empty
-    when nothing did). Other languages, or a space that does not tune ``embedding``, come back unchanged.
+    adapted to a corpus in ``lang``. For ``"zh"``, a space that tunes an English-only embedding gets e5, BM25 and
+    hybrid (when ``hybrid_dense`` is e5), in that order, without the English-only ones (a space with none, such
+    as a Chinese spec's own, is kept as written); ``notice`` says what changed (empty when nothing did). Other languages, or a space that does not tune ``embedding``, come back unchanged.
 
     >>> language_space({"retrieval": {"top_k": [1, 3], "embedding": ["bm25", "minilm"]}}, "zh")[0]
     {'retrieval': {'top_k': [1, 3], 'embedding': ['e5', 'bm25', 'hybrid']}}
@@ -98,6 +98,8 @@ def language_space(spec: Mapping[str, Any], lang: str, hybrid_dense: str = "e5")
         return out, ""
     old = list(where["embedding"])
     english = set(ENGLISH_ONLY_EMBEDDINGS) | ({"hybrid"} if hybrid_dense in ENGLISH_ONLY_EMBEDDINGS else set())
+    if not english.intersection(old):  # a space with no English-only arm was written for this corpus: kept
+        return out, ""
     new = [e for e in ZH_EMBEDDINGS if e not in english]
     new += [e for e in old if e not in new and e not in english]  # anything else the spec tunes stays
     if new == old:
