@@ -101,8 +101,7 @@ class Tuner:
             raise ValueError(f"trial_timeout must be a positive number of seconds or None, got {trial_timeout!r}")
         if not isinstance(study, str) or not study:
             raise ValueError("study must be a non-empty string")
-        if snapshot_every not in (None, "auto") and (isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int)
-                                                     or snapshot_every < 0):
+        if snapshot_every not in (None, "auto") and not (type(snapshot_every) is int and snapshot_every >= 0):
             raise ValueError(f"snapshot_every must be a number of events >= 0, None or 'auto', got {snapshot_every!r}")
         if not (isinstance(sync_interval, numbers.Real) and 0 <= sync_interval < math.inf):
             raise ValueError(f"sync_interval must be a number of seconds >= 0, got {sync_interval!r}")
@@ -151,12 +150,16 @@ class Tuner:
         return self._follow.last
 
     @property
+    def events_folded(self) -> int:
+        """How many of the study's events this tuner has applied (a restored snapshot's included): the log's length."""
+        return self._follow.folded
+
+    @property
     def open_batch(self) -> tuple[Config, Decision] | None:
         """The last decision's configuration and record while its batch still has slots to hand out."""
         with self._lock:
             return self._batch if self._batch is not None and self._batch[1].batch_open else None
 
-    # --- snapshots ----------------------------------------------------------------------------------------
     def snapshot(self, writing: tuple[str, str] | None = None) -> Snapshot | None:
         """The folded state and its place in the log (what start-up restores instead of folding the log up to
         it); None while a write of this process is in flight (the state would not restore exactly)."""
@@ -211,7 +214,6 @@ class Tuner:
             return
         self._batch = batch
 
-    # --- the event fold ---------------------------------------------------------------------------------
     def _config(self, text: str) -> Config:
         cfg = self._configs.get(text)
         if cfg is None:
@@ -250,7 +252,6 @@ class Tuner:
         self.storage.expire(self.study, now)
         self._next_expiry_check = now + min(self.trial_timeout / 4.0, 1.0)
 
-    # --- ask / tell -------------------------------------------------------------------------------------
     def suggest(self, question: str | None = None, *, owner: str | None = None) -> Trial:
         """Hand out the next trial. Raises :class:`SpaceExhaustedError` when the policy has nothing left.
 
@@ -375,8 +376,7 @@ class Tuner:
 
     def export_events(self) -> Iterator[str]:
         """The event log as JSON lines."""
-        for ev in self.storage.events(self.study):
-            yield ev.to_json()
+        return (ev.to_json() for ev in self.storage.events(self.study))
 
     def import_events(self, lines: Iterable[str]) -> int:
         """Append events (JSON lines from :meth:`export_events`) to this study and apply them."""

@@ -215,7 +215,7 @@ def test_a_resumed_study_says_how_many_events_it_loaded(data, capsys, tmp_path):
     assert _tune(data, "--questions", "4", "--policy", "ucb", "--storage", db, "--json") == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["resumed_events"] == 8  # 4 suggests + 4 reports
-    assert f"resumed study 'tune' from {db}: 8 events loaded (4 trials, 4 reported); tuning continues" in out.err
+    assert f"resumed study 'tune' from {db}: 8 events loaded (4 decisions); tuning continues" in out.err
     assert _tune(data, "--questions", "2", "--storage", db, "--study", "other", "--json") == 0
     assert "resumed" not in capsys.readouterr().err
 

@@ -98,14 +98,12 @@ def one_value_notes(space, fixed: dict[str, Any] | None = None) -> list[str]:
 def resumed_note(tuner, storage: str | None) -> tuple[int, str | None]:
     """``(events, message)``: what ``tune`` says when ``--storage`` already holds the study (how many events it loaded
     and what they were); ``(0, None)`` for a new study."""
-    events = tuner.storage.events(tuner.study)
+    events = tuner.events_folded  # counted by the fold (snapshot + tail): no second read of the log
     if not events:
         return 0, None
-    trials = tuner.trials()
-    reported = sum(t.state == "reported" for t in trials)
-    note = (f"resumed study {tuner.study!r} from {storage}: {len(events)} events loaded ({len(trials)} trials, "
-            f"{reported} reported); tuning continues from them (another --study or --storage starts afresh)")
-    return len(events), note
+    note = (f"resumed study {tuner.study!r} from {storage}: {events} events loaded ({tuner.n_decisions} decisions); "
+            "tuning continues from them (another --study or --storage starts afresh)")
+    return events, note
 
 
 def run(args: argparse.Namespace) -> int:
