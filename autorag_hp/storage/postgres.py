@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from autorag_hp.errors import DuplicateTrialError
 from autorag_hp.storage.base import REPORTED, Event, LogRead, Snapshot, TrialRecord, check_report
 from autorag_hp.storage.sql import SQLStorage
-from autorag_hp.storage.statements import with_snapshot
 from autorag_hp.storage.urls import open_engine
 
 
@@ -51,12 +50,10 @@ class PostgresStorage(SQLStorage):
         """Run one hot-path statement by itself and return its rows. If the server dropped the pooled connection,
         ``landed()`` (for a write) tells whether it committed all the same (its rows, or None); if not, it is sent
         once more on a fresh connection. A write's duration bounds how long a lock it took was held."""
-        sql = self._sql[name]
-        if "{snap}" in sql:
-            sql = with_snapshot(sql, snapshot is not None)
-            if snapshot is not None:
-                params = {**params, "version": snapshot.version, "seq": int(snapshot.seq), "state": snapshot.state,
-                          "now": params.get("now", time.time())}
+        sql = self._sql[name if snapshot is None else name + "+snapshot"]
+        if snapshot is not None:
+            params = {**params, "version": snapshot.version, "seq": int(snapshot.seq), "state": snapshot.state,
+                      "now": params.get("now", time.time())}
         engine = self._auto_suggest if name == "pg_suggest" else self._auto
         for attempt in (0, 1):
             try:

@@ -71,14 +71,14 @@ _POSTGRES = {
 
 
 def for_dialect(dialect: str) -> dict[str, str]:
-    """The statements in ``dialect``'s parameter style (PostgreSQL's own statements only for PostgreSQL); a
-    PostgreSQL write's ``{snap}`` slot is filled in by :func:`with_snapshot`."""
+    """The statements in ``dialect``'s parameter style. PostgreSQL's writes come in two forms: ``NAME`` alone and
+    ``NAME+snapshot`` with the snapshot's upsert chained in after its event (both built here, once)."""
     if dialect != "postgresql":
         return dict(_COMMON)
-    out = {**_COMMON, **_POSTGRES}
+    out = dict(_COMMON)
+    for name, sql in _POSTGRES.items():
+        if "{snap}" in sql:
+            out[name + "+snapshot"] = sql.replace("{snap}", _SNAP.format(after="ev"))
+            sql = sql.replace("{snap}", "")
+        out[name] = sql
     return {k: re.sub(r"(?<!:):(\w+)", r"%(\1)s", v) for k, v in out.items()}
-
-
-def with_snapshot(sql: str, snapshot: bool) -> str:
-    """A PostgreSQL write with (or without) the snapshot's upsert chained in after its event."""
-    return sql.replace("{snap}", re.sub(r"(?<!:):(\w+)", r"%(\1)s", _SNAP.format(after="ev")) if snapshot else "")

@@ -38,12 +38,9 @@ def _pipeline():
     return pipe, [q.question for q in pipe.questions()]
 
 
-def _pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q / 100 * (len(xs) - 1) + 0.5))]
-
-
 def overhead(args) -> dict:
+    from autorag_hp.commands.loadtest import ms, pct
+
     pipe, qs = _pipeline()
     tuner = _tuner(args.storage, f"ovh-{time.time_ns()}", 0, args.sync_interval)
     cfgs = [{"embedding": "bm25", **c.to_dict()} for c in tuner.space.configs()]
@@ -66,10 +63,9 @@ def overhead(args) -> dict:
         inner.append((t1 - t0) + (t3 - t2))
     held = tuner.storage.lock_held() if hasattr(tuner.storage, "lock_held") else None
     tuner.close()
-    ms = lambda x: round(1e3 * x, 3)  # noqa: E731
-    return {"asks": args.asks, "direct_p50_ms": ms(_pct(direct, 50)), "tuned_p50_ms": ms(_pct(tuned, 50)),
-            "overhead_p50_ms": ms(_pct(tuned, 50) - _pct(direct, 50)),
-            "tuner_suggest_plus_report_ms": {"p50": ms(_pct(inner, 50)), "p99": ms(_pct(inner, 99)),
+    return {"asks": args.asks, "direct_p50_ms": ms(pct(direct, 50)), "tuned_p50_ms": ms(pct(tuned, 50)),
+            "overhead_p50_ms": ms(pct(tuned, 50) - pct(direct, 50)),
+            "tuner_suggest_plus_report_ms": {"p50": ms(pct(inner, 50)), "p99": ms(pct(inner, 99)),
                                              "mean": ms(statistics.fmean(inner))},
             "lock_held": held}
 
