@@ -13,9 +13,7 @@ answer is in the store with its reward, and the store's aggregates count each ex
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import random
 import sys
 import tempfile
 import time
@@ -33,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
     p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")
     p.add_argument("--baseline", type=int, default=300, help="direct pipeline calls / sequential asks to compare")
+    p.add_argument("--load-procs", type=int, default=1,
+                   help="processes of the load generator (load mode); their CPU is reported as 'clients'")
     p.add_argument("--fault-clients", type=int, default=16)
     p.add_argument("--fault-seconds", type=float, default=14.0, help="length of each fault run")
     p.add_argument("--down-seconds", type=float, default=3.0, help="how long PostgreSQL stays down")
@@ -54,62 +54,9 @@ def ms(x: float | None) -> float | None:
 
 
 # --- load ------------------------------------------------------------------------------------------------
-async def _drive(urls: list[str], ask_key: str, fb_key: str, qs: list[Any], n: int, clients: int,
-                 seed: int) -> dict[str, Any]:
-    import httpx
-
-    lat_ask: list[float] = []
-    lat_fb: list[float] = []
-    server_tuner: list[float] = []
-    server_pipe: list[float] = []
-    status: dict[str, int] = {}
-    counter = iter(range(n))
-    rng = random.Random(seed)
-    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-
-        async def client(c: int) -> None:
-            for i in counter:
-                item = qs[(c * 7919 + i) % len(qs)]
-                url = urls[i % len(urls)]
-                t0 = time.perf_counter()
-                try:
-                    r = await http.post(url + "/v1/ask", json={"question": item.question},
-                                        headers={"Authorization": f"Bearer {ask_key}"})
-                except httpx.TransportError as exc:  # e.g. a kept-alive connection the server closed as it was reused
-                    status[f"ask {type(exc).__name__}"] = status.get(f"ask {type(exc).__name__}", 0) + 1
-                    continue
-                lat_ask.append(time.perf_counter() - t0)
-                status[f"ask {r.status_code}"] = status.get(f"ask {r.status_code}", 0) + 1
-                if r.status_code != 200:
-                    continue
-                body = r.json()
-                server_tuner.append(body["timing_ms"]["tuner"] / 1e3)
-                server_pipe.append(body["timing_ms"]["pipeline"] / 1e3)
-                hit = item.sources and item.sources[0] in body["sources"][:1]
-                fb_url = urls[(i + 1) % len(urls)]  # feedback through the other replica
-                t0 = time.perf_counter()
-                try:
-                    r = await http.post(fb_url + "/v1/feedback",
-                                        json={"trial_id": body["trial_id"], "thumbs": "up" if hit else "down"},
-                                        headers={"Authorization": f"Bearer {fb_key}"})
-                except httpx.TransportError as exc:
-                    status[f"feedback {type(exc).__name__}"] = status.get(f"feedback {type(exc).__name__}", 0) + 1
-                    continue
-                lat_fb.append(time.perf_counter() - t0)
-                status[f"feedback {r.status_code}"] = status.get(f"feedback {r.status_code}", 0) + 1
-
-        rng.shuffle(qs)
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client(c) for c in range(clients)))
-        wall = time.perf_counter() - t0
-    return {"wall_s": wall, "lat_ask": lat_ask, "lat_fb": lat_fb, "status": status, "server_tuner": server_tuner,
-            "server_pipeline": server_pipe}
-
-
 def cpu_seconds(pids: list[int]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by the replicas (``pids``), this process (the load's clients) and
-    every PostgreSQL server process: where the machine's cores go during a load (Linux ``/proc``)."""
+    """CPU seconds (user + system) used so far by the replicas (``pids``) and every PostgreSQL
+    server process: where the machine's cores go during a load (Linux ``/proc``)."""
     import os
 
     tick = os.sysconf("SC_CLK_TCK")
@@ -122,8 +69,7 @@ def cpu_seconds(pids: list[int]) -> dict[str, float]:
         name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
         return name, (int(rest[11]) + int(rest[12])) / tick  # utime, stime
 
-    own = os.times()
-    out = {"replicas": sum(of(p)[1] for p in pids), "clients": own.user + own.system,
+    out = {"replicas": sum(of(p)[1] for p in pids),
            "postgres": sum(sec for name, sec in map(of, (d for d in os.listdir("/proc") if d.isdigit()))
                            if name == "postgres")}
     return out
@@ -132,6 +78,7 @@ def cpu_seconds(pids: list[int]) -> dict[str, float]:
 def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import httpx
 
+    from autorag_hp.commands import loadgen
     from autorag_hp.rag import load_pipeline
 
     pipe = load_pipeline(args.pipeline, generator="extractive")
@@ -149,14 +96,16 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             pipe.run(qs[i % len(qs)].question, cfgs[i % len(cfgs)])
             direct.append(time.perf_counter() - t0)
         # warm the replicas (indexes per chunk size), then one client in sequence: the per-request overhead
-        asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), 60, 4, args.seed))
-        seq = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.baseline, 1, args.seed))
+        pairs = [(q.question, q.sources[0] if q.sources else None) for q in qs]
+        keys = (cluster.urls, cluster.ask_key, cluster.fb_key, pairs)
+        loadgen.run(*keys, 60, 4, args.seed)
+        seq = loadgen.run(*keys, args.baseline, 1, args.seed)
         # the load: N asks (+ N feedbacks) from C concurrent clients
         pids = [r.proc.pid for r in cluster.replicas if r.proc is not None]
         cpu0 = cpu_seconds(pids)
-        load = asyncio.run(_drive(cluster.urls, cluster.ask_key, cluster.fb_key, list(qs), args.requests,
-                                  args.clients, args.seed))
+        load = loadgen.run(*keys, args.requests, args.clients, args.seed, procs=args.load_procs)
         cpu1 = cpu_seconds(pids)
+        cpu0["clients"], cpu1["clients"] = 0.0, load["cpu_s"]
         dashes = [httpx.get(u + "/v1/dashboard", headers={"Authorization": f"Bearer {cluster.fb_key}"},
                             timeout=60).json() for u in cluster.urls]
         dash = dashes[0]
