@@ -471,3 +471,38 @@ def test_sql_storage_times_the_study_lock_per_suggest_and_report(tmp_path):
     st.report("s", "t0", 1.0, 1.0)
     held = st.lock_held()
     assert held["count"] == 4 and 0 < held["p50_ms"] <= held["p99_ms"] <= held["max_ms"] < 5_000
+
+
+def test_the_service_worker_threads_never_wait_for_a_new_postgres_connection(pg_url, unique_name):
+    """As many threads as the service runs requests in (``WORKER_THREADS``), each suggesting and reporting in a
+    loop, open each pool's connections once: a pool smaller than that closed the connections past its size after
+    every use, and 1 in 6 requests of a loaded replica waited for the server to start a new process."""
+    import sqlalchemy as sa
+
+    from autorag_hp.service.app import WORKER_THREADS
+
+    st = open_storage(pg_url)
+    st.open_study(unique_name, SPACE, {"policy": "test"})
+    connects = []
+    listener = lambda *_: connects.append(1)  # noqa: E731
+    sa.event.listen(sa.pool.Pool, "connect", listener)
+    barrier = threading.Barrier(WORKER_THREADS)
+    try:
+        def work(w):
+            barrier.wait()
+            for i in range(40):
+                st.suggest(unique_name, _trial(f"{w}-{i}", i % 6))
+                st.report(unique_name, f"tr{w}-{i}", 1.0, 101.0)
+                st.read_log(unique_name)
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKER_THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", listener)
+        st.close()
+    check = open_storage(pg_url)
+    assert len(check.events(unique_name)) == 2 * 40 * WORKER_THREADS
+    check.close()
+    assert len(connects) <= 3 * WORKER_THREADS, len(connects)  # 3 pools (suggest, report, read): each opened once

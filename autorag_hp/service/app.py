@@ -43,6 +43,10 @@ from autorag_hp.service.controller import Controller, ServiceError, ServiceSetti
 from autorag_hp.service.telemetry import Measure, Metrics
 
 STATIC = Path(__file__).parent / "static"
+# Requests whose work (storage, pipeline) runs in a worker thread, at most this many at once; the rest wait in
+# the event loop. More threads in one process only queue on its GIL, and the PostgreSQL pools are sized for
+# this many (:func:`autorag_hp.storage.urls.open_engine`), so that no request has to open a connection.
+WORKER_THREADS = 8
 _STORAGE_DOWN = {"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError", "AdminShutdown",
                  "ConnectionTimeout", "PoolTimeout", "ConnectionFailure", "CannotConnectNow"}
 
@@ -256,11 +260,16 @@ def create_app(settings: ServiceSettings | None = None, keys=None, *, controller
 
         return dep
 
-    async def run_sync(fn, *args):
-        from starlette.concurrency import run_in_threadpool
+    limiter = None
 
+    async def run_sync(fn, *args):
+        nonlocal limiter
+        import anyio
+
+        if limiter is None:  # made in the event loop that uses it
+            limiter = anyio.CapacityLimiter(WORKER_THREADS)
         try:
-            return await run_in_threadpool(fn, *args)
+            return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
         except ServiceError:
             raise
         except Exception as exc:

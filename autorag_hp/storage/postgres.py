@@ -42,7 +42,7 @@ class PostgresStorage(SQLStorage):
         self._auto = open_engine(self.engine.url, echo=echo, pool_pre_ping=False).execution_options(
             isolation_level="AUTOCOMMIT")
         self._auto_suggest = self._auto if durable_suggest else open_engine(
-            self.engine.url, echo=echo, pool_pre_ping=False, pool_size=5,
+            self.engine.url, echo=echo, pool_pre_ping=False,
             connect_args={"options": "-c synchronous_commit=off"}).execution_options(isolation_level="AUTOCOMMIT")
 
     def _pg(self, name: str, params: dict[str, Any], snapshot: Snapshot | None = None,

