@@ -438,7 +438,7 @@ def test_a_version_1_database_gains_owners_indexes_and_snapshots_when_opened(req
         st.suggest("old", _trial(i, i))
     st.report("old", "tr1", 0.5, 101.0)
     with st.engine.begin() as conn:  # back to version 1
-        for ix in ("autorag_trials_state_n", "autorag_trials_owner_state_n"):
+        for ix in ("autorag_trials_state_n", "autorag_trials_owner_state_n", "autorag_events_study_seq"):
             conn.exec_driver_sql(f"DROP INDEX {ix}")
         conn.exec_driver_sql("ALTER TABLE autorag_trials DROP COLUMN owner")
         conn.exec_driver_sql("DROP TABLE autorag_snapshots")
@@ -447,6 +447,7 @@ def test_a_version_1_database_gains_owners_indexes_and_snapshots_when_opened(req
     try:
         names = {ix["name"] for ix in sa.inspect(st.engine).get_indexes("autorag_trials")}
         assert {"autorag_trials_state_n", "autorag_trials_owner_state_n"} <= names
+        assert "autorag_events_study_seq" in {ix["name"] for ix in sa.inspect(st.engine).get_indexes("autorag_events")}
         assert [(t.trial_id, t.owner) for t in st.trials("old")] == [("tr0", None), ("tr1", None), ("tr2", None)]
         st.suggest("old", _trial(3, 3, owner="web"))
         assert [t.trial_id for t in st.trial_page("old", owner="web").trials] == ["tr3"]

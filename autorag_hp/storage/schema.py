@@ -36,7 +36,7 @@ events_t = sa.Table(
     "autorag_events",
     metadata,
     sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
-    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), nullable=False, index=True),
+    sa.Column("study_id", sa.BigInteger, sa.ForeignKey("autorag_studies.id"), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("trial_id", sa.String(64), nullable=False),
     sa.Column("config", sa.Text, nullable=False),
@@ -45,6 +45,9 @@ events_t = sa.Table(
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("xid", sa.BigInteger, nullable=True),  # schema 3: pg_current_xact_id() of the writer (PostgreSQL)
     sa.Index("autorag_events_xid", "study_id", "xid"),
+    # a follower's read (``study_id = ? AND seq > ?``) walks only the new entries: with an index on study_id
+    # alone PostgreSQL intersected every entry of the study with the seq range, 2 ms per read at 4,400 events
+    sa.Index("autorag_events_study_seq", "study_id", "seq"),
     sqlite_autoincrement=True,
 )
 
