@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
     p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")
     p.add_argument("--baseline", type=int, default=300, help="direct pipeline calls / sequential asks to compare")
+    p.add_argument("--pin", action="store_true", help="pin replica i to core i (serve --cpus), load mode")
     p.add_argument("--load-procs", type=int, default=1,
                    help="processes of the load generator (load mode); their CPU is reported as 'clients'")
     p.add_argument("--fault-clients", type=int, default=16)
@@ -84,7 +85,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pipe = load_pipeline(args.pipeline, generator="extractive")
     qs = pipe.questions()
     study = f"load-{int(time.time())}"
-    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas).start()
+    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas, pin=args.pin).start()
     try:
         # direct: the same pipeline, the same configurations, called in-process (indexes warm)
         cfgs = [{"embedding": "bm25", "chunk_size": c, "top_k": k} for c in LOAD_SPACE["chunk_size"] for k in LOAD_SPACE["top_k"]]
@@ -116,6 +117,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     d50, s50 = pct(direct, 50), pct(seq["lat_ask"], 50)
     out = {
         "mode": "load", "storage": args.storage.split("@")[-1], "replicas": args.replicas, "clients": args.clients,
+        "pinned": args.pin, "load_procs": args.load_procs,
         "pipeline": "python_docs_faq, generator=extractive (retrieval only: the answer is the best passage), bm25",
         "space": LOAD_SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
         "wall_s": round(load["wall_s"], 3),
