@@ -73,3 +73,23 @@ if __name__ == "__main__":
         json.dump(out, f, separators=(",", ":"))
     for name, r in out.items():
         print(name, len(set(r["picks"])), "distinct of", len(r["picks"]), "pairs", r["pairs"], "top5", r["top5"])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_pair_without_jitter_is_the_jittered_pair(k):
+    """lucb_pair skips the jitter only when it cannot change the answer: on scores with many exact ties and
+    near-ties (rounded to 1e-9, as the policy rounds them) it returns what the always-jittered sort returns."""
+    from autorag_hp.policies.lucb_pair import lucb_pair
+
+    for trial in range(300):
+        gen = np.random.default_rng(trial)
+        n = int(gen.integers(k + 1, 40))
+        mean = np.round(gen.integers(0, 6, n) / 5 + gen.choice([0.0, 1e-9], n), 9)
+        sd = np.round(gen.choice([0.1, 0.2, 0.3], n), 9)
+        beta = float(gen.choice([1.0, 0.5, 1.3]))
+        jitter = np.random.default_rng([trial, 1]).uniform(0.0, 1e-12, n)
+        order = np.argsort(-(mean + jitter), kind="stable")
+        inside, outside = order[:k], order[k:]
+        lo = inside[int(np.argmin(mean[inside] - beta * sd[inside] + jitter[inside]))]
+        hi = outside[int(np.argmax(mean[outside] + beta * sd[outside] + jitter[outside]))]
+        assert lucb_pair(mean, sd, beta, k, np.random.default_rng([trial, 1])) == (lo, hi)

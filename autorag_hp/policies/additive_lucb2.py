@@ -5,8 +5,9 @@ What stays: the reward of configuration ``c`` on a question is ``μ_c + ε`` (``
 ``μ_c = μ₀ + Σ_p θ_p[c_p] + δ_c`` — one effect per (hyper-parameter, value), shared across configurations, plus a
 residual ``δ_c ~ N(0, τ²)``; LUCB (Kalyanakrishnan et al. 2012) races the top ``k``. What changes:
 
-1. **Cost.** The model lives in :class:`~autorag_hp.policies.additive_model.AdditiveModel`: each reward is a
-   Sherman–Morrison rank-one update of ``A⁻¹`` (``O(D²)``, ``D`` = number of values, not configurations), and
+1. **Cost.** The model lives in :class:`~autorag_hp.policies.additive_model.AdditiveModel`: the rewards of a
+   configuration since the last decision are one Sherman–Morrison rank-one update of ``A⁻¹`` (``O(D²)``, ``D`` =
+   number of values, not configurations; applied when a decision next reads the model), and
    the candidates for the race are the tried configurations plus the product of every parameter group's best
    values (the model's top found by search over per-parameter values, never by scoring the whole space).
    Building the policy allocates the base statistics only (no design matrix).
@@ -59,6 +60,7 @@ import numpy as np
 
 from autorag_hp.policies.additive_model import AdditiveModel
 from autorag_hp.policies.base import Policy, Selection
+from autorag_hp.policies.lucb_pair import lucb_pair
 
 _DEFAULT_HYPER = {"sigma2": 1.0, "tau2": 0.0025, "rho2": 1.0, "rho2_pair": 0.0025, "mu0": 0.0, "free_mu": 0.0,
                   "free_var": 1.0}
@@ -115,6 +117,9 @@ class AdditiveLUCB2Policy(Policy):
         self._seen = 0  # rewards folded
         self._next = 8  # the fold count of the next re-estimate
         self._model: AdditiveModel | None = None  # a cache: rebuilt from the statistics and the hyper-estimates
+        self._dirty: set[int] = set()  # configurations whose new rewards the cached model has not folded yet
+        self._table: np.ndarray | None = None  # digits of every configuration (a cache, made on first use)
+        self._touched: np.ndarray | None = None  # (cn > 0) | (pending > 0), kept by the hooks (a cache)
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "beta": self.beta, "beta_growth": self.beta_growth, "explore": self.explore,
@@ -125,15 +130,33 @@ class AdditiveLUCB2Policy(Policy):
     def _fresh(self, hyper: dict[str, float] | None = None, pairs=None) -> AdditiveModel:
         h = self._hyper if hyper is None else hyper
         model = AdditiveModel(self._radix, [tuple(p) for p in (self._pairs if pairs is None else pairs)],
-                              sigma2=h["sigma2"], tau2=h["tau2"], rho2=h["rho2"], rho2_pair=h["rho2_pair"], mu0=h["mu0"])
+                              sigma2=h["sigma2"], tau2=h["tau2"], rho2=h["rho2"], rho2_pair=h["rho2_pair"], mu0=h["mu0"],
+                              digit_table=self._digit_table())
         tried = np.flatnonzero(self._cn > 0)
         m = self._cn[tried]
         model.rebuild(tried, m, self._cs[tried] / m)
         return model
 
+    def _digit_table(self) -> np.ndarray | None:
+        """Every configuration's value indices, computed once (up to 8 M entries; beyond, on the fly)."""
+        size = self.space.size
+        if self._table is None and size * len(self._radix) <= 8_000_000:
+            self._table = np.array(np.unravel_index(np.arange(size), self._radix)).reshape(len(self._radix), size)
+        return self._table
+
     def _ensure(self) -> AdditiveModel:
+        """The cached model with every folded reward in it: rank-one updates of the configurations reported
+        since the last decision, one per configuration (a batch's B rewards of one configuration are one update:
+        ``A`` depends on its weight ``w_c`` only through the sum, so this equals B updates in turn)."""
         if self._model is None:
             self._model = self._fresh()
+            self._dirty.clear()
+        elif self._dirty:
+            cn, cs = self._cn, self._cs
+            for i in sorted(self._dirty):
+                if cn[i] > 0:
+                    self._model.observe(i, float(cn[i]), float(cs[i] / cn[i]))
+            self._dirty.clear()
         return self._model
 
     def _refresh(self) -> None:
@@ -163,6 +186,7 @@ class AdditiveLUCB2Policy(Policy):
                     h["tau2"] = self._tau2(self._fresh(h, pairs), tried, mt, ybar, floor)
         self._hyper, self._pairs = h, pairs
         self._model = self._fresh()
+        self._dirty.clear()
 
     @staticmethod
     def _tau2(model: AdditiveModel, tried, mt, ybar, floor: float) -> float:
@@ -192,25 +216,45 @@ class AdditiveLUCB2Policy(Policy):
         if self._seen >= self._next:
             self._refresh()
             self._next = max(self._seen + 8, int(math.ceil(self._seen * 1.25)))
-        elif self._model is None:
-            self._ensure()
-        elif self._cn[idx] > 0:
-            self._model.observe(int(idx), float(self._cn[idx]), float(self._cs[idx] / self._cn[idx]))
+        elif self._model is not None:
+            self._dirty.add(int(idx))  # folded into the model by the next decision that reads it (_ensure)
+        if self._touched is not None:
+            self._touched[idx] = True
+
+    def _on_decision(self, idx, config, decision) -> None:
+        if self._touched is not None:
+            self._touched[idx] = True
+
+    def _on_release(self, idx, config, weight, decision) -> None:
+        if self._touched is not None:
+            self._touched[idx] = self._cn[idx] > 0 or self._pending[idx] > 0
+
+    def _tried_mask(self) -> np.ndarray:
+        """The configurations tried or pending, ``(cn > 0) | (pending > 0)`` (a copy the caller may change)."""
+        if self._touched is None:
+            self._touched = (self._cn > 0) | (self._pending > 0)
+        return self._touched.copy()
 
     def _on_forget(self, gamma: float) -> None:
         self._model = None
+        self._dirty.clear()
+        self._touched = None
 
-    def _mixture(self, idx: np.ndarray, pred: np.ndarray, v: np.ndarray, pending: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and sd of ``μ_c`` under the two-component prior (see the module docstring)."""
+    def _mixture(self, idx: np.ndarray, pred: np.ndarray, v: np.ndarray, pending: bool,
+                 totals: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and sd of ``μ_c`` under the two-component prior (see the module docstring);
+        ``totals``: ``(Σ credited pulls, Σ samples)`` when the caller has them (needed only where a pull is
+        pending: elsewhere ``a_obs = a`` exactly)."""
         h = self._hyper
         inv_s2 = 1.0 / h["sigma2"]
         m, q = self._cn[idx], self._cs[idx]
         a = m * inv_s2
         qa = q * inv_s2
-        if pending:
-            n = float(self._n.sum())
-            per = float(self._cn.sum()) / n if n > 0 else 1.0
-            a_obs = a + self._pending[idx] * (per * inv_s2)
+        pend = self._pending[idx] if pending else None
+        if pend is not None and pend.any():
+            n, c = totals if totals is not None else self._totals()
+            per = c / n if n > 0 else 1.0
+            a_obs = a + pend * (per * inv_s2)
         else:
             a_obs = a
         iv = 1.0 / v
@@ -247,6 +291,9 @@ class AdditiveLUCB2Policy(Policy):
     def _beta_t(self) -> float:
         return self.beta * (1.0 + self.beta_growth * math.log1p(self.t / self.space.size))
 
+    def _totals(self) -> tuple[float, float]:
+        return float(self._n.sum()), float(self._cn.sum())
+
     def _select(self, rng) -> Selection:
         size = self.space.size
         if size == 1:
@@ -255,33 +302,30 @@ class AdditiveLUCB2Policy(Policy):
             return self._race(rng)
         model = self._ensure()
         beta = self._beta_t()
+        totals = self._totals() if self._pending.any() else None
         if size <= self.search_limit:  # the whole space: exact
             idx = np.arange(size)
             pred, v = model.predict_all()
         else:
-            mask = (self._cn > 0) | (self._pending > 0)
-            if int(mask.sum()) > 2 * self.search_limit:
-                mask = self._shortlist(model, np.flatnonzero(mask), beta)
+            mask = self._tried_mask()
+            if np.count_nonzero(mask) > 2 * self.search_limit:
+                mask = self._shortlist(model, np.flatnonzero(mask), beta, totals)
             mask[model.candidates(beta, self.search_limit)] = True
             idx = np.flatnonzero(mask)  # the tried configurations and the searched ones, in index order
             pred, v = model.predict(idx)
-        mean, sd = self._mixture(idx, pred, v, pending=True)
+        mean, sd = self._mixture(idx, pred, v, pending=True, totals=totals)
         mean, sd = np.round(mean, 9), np.round(sd, 9)
-        jitter = rng.uniform(0.0, 1e-12, idx.size)
-        k = min(self.k, idx.size - 1)
-        order = np.argsort(-(mean + jitter), kind="stable")
-        inside, outside = order[:k], order[k:]
-        lo = inside[int(np.argmin(mean[inside] - beta * sd[inside] + jitter[inside]))]
-        hi = outside[int(np.argmax(mean[outside] + beta * sd[outside] + jitter[outside]))]
+        lo, hi = lucb_pair(mean, sd, beta, min(self.k, idx.size - 1), rng)
         pick = lo if sd[lo] > sd[hi] else hi
         return Selection(self.space.config_at(int(idx[pick])), {"race": "inside" if pick == lo else "outside"})
 
-    def _shortlist(self, model: AdditiveModel, tried: np.ndarray, beta: float) -> np.ndarray:
+    def _shortlist(self, model: AdditiveModel, tried: np.ndarray, beta: float,
+                   totals: tuple[float, float] | None) -> np.ndarray:
         """The tried configurations the race considers once there are many: the ``search_limit`` best by their
         own upper bound ``ȳ_c + β_t σ/√m_c`` and the ``search_limit`` best by the model's prediction (a mask)."""
         n = self._cn[tried]
-        per = float(self._cn.sum()) / max(float(self._n.sum()), 1e-300)
-        m = n + self._pending[tried] * per
+        pend = self._pending[tried]
+        m = n + pend * (totals[1] / max(totals[0], 1e-300)) if totals is not None else n
         pred = model.mean_only(tried)
         own = np.where(n > 0, self._cs[tried] / np.maximum(n, 1e-300), pred)
         own += beta * np.sqrt(self._hyper["sigma2"] / np.maximum(m, 1e-300))
@@ -323,3 +367,6 @@ class AdditiveLUCB2Policy(Policy):
         self._seen = int(extra.get("seen", 0))
         self._next = int(extra.get("next", 8))
         self._model = None
+        self._dirty.clear()
+        self._touched = None
+

@@ -32,8 +32,10 @@ class AdditiveModel:
     """Posterior of the additive (+ selected pairs) model; see the module docstring."""
 
     def __init__(self, radix: list[int], pairs: list[tuple[int, int]], *, sigma2: float, tau2: float, rho2: float,
-                 rho2_pair: float, mu0: float):
+                 rho2_pair: float, mu0: float, digit_table: np.ndarray | None = None):
         self.radix = [int(r) for r in radix]
+        self._table = digit_table  # (P, size) digits of every configuration, shared by the policy's models
+        self._coltab: np.ndarray | None = None  # (K, size) columns of every configuration (from the table)
         self.pairs = [tuple(p) for p in pairs]
         self.sigma2, self.tau2, self.mu0 = float(sigma2), float(tau2), float(mu0)
         off, prior = [], []
@@ -61,6 +63,8 @@ class AdditiveModel:
     # --- columns -------------------------------------------------------------------------------------------
     def digits(self, idx: np.ndarray) -> np.ndarray:
         """(P, n) value indices of configuration indices ``idx`` (mixed radix, first parameter slowest)."""
+        if self._table is not None:
+            return self._table[:, idx]
         return np.array(np.unravel_index(np.asarray(idx, dtype=np.int64), self.radix)).reshape(len(self.radix), -1)
 
     def cols_of_digits(self, dg: np.ndarray) -> np.ndarray:
@@ -71,6 +75,10 @@ class AdditiveModel:
         return np.array(rows)
 
     def cols(self, idx: np.ndarray) -> np.ndarray:
+        if self._table is not None:
+            if self._coltab is None:
+                self._coltab = self.cols_of_digits(self._table)
+            return np.take(self._coltab, idx, axis=1)
         return self.cols_of_digits(self.digits(idx))
 
     # --- fitting -------------------------------------------------------------------------------------------
@@ -78,21 +86,23 @@ class AdditiveModel:
         return 1.0 / (self.sigma2 / m + self.tau2) if m > 0 else 0.0
 
     def rebuild(self, idx: np.ndarray, m: np.ndarray, ybar: np.ndarray) -> None:
-        """Refit from the tried configurations ``idx`` with ``m`` samples and means ``ybar`` (direct inverse)."""
+        """Refit from the tried configurations ``idx`` with ``m`` samples and means ``ybar`` (direct inverse).
+
+        ``A`` is accumulated cell by cell (``K²`` column pairs per configuration: ``O(n K² + D³)``), never through
+        a dense ``n × D`` design matrix."""
         idx = np.asarray(idx, dtype=np.int64)
         w = self.sigma2 / np.maximum(m, 1e-300) + self.tau2
         w = np.where(m > 0, 1.0 / w, 0.0)
         wy = w * (ybar - self.mu0)
         C = self.cols(idx)
-        X = np.zeros((idx.size, self.D))
-        rows = np.arange(idx.size)
-        for k in range(C.shape[0]):
-            X[rows, C[k]] = 1.0
-        A = (X * w[:, None]).T @ X + np.diag(1.0 / self.prior)
+        K, D = C.shape[0], self.D
+        pair_cells = (C[:, None, :] * D + C[None, :, :]).ravel()
+        A = np.bincount(pair_cells, np.tile(w, K * K), D * D).astype(float).reshape(D, D)  # (int when empty)
+        A[np.diag_indices(D)] += 1.0 / self.prior
         self.S = np.linalg.inv(A)
         self.S = 0.5 * (self.S + self.S.T)
-        self.b = X.T @ wy
-        self._w = {int(i): (float(a), float(c)) for i, a, c in zip(idx.tolist(), w.tolist(), wy.tolist())}
+        self.b = np.bincount(C.ravel(), np.tile(wy, K), D).astype(float)
+        self._w = dict(zip(idx.tolist(), zip(w.tolist(), wy.tolist())))
         self._theta = None
 
     def observe(self, i: int, m: float, ybar: float) -> None:
@@ -130,19 +140,20 @@ class AdditiveModel:
     # --- prediction ----------------------------------------------------------------------------------------
     def predict_cols(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(pred, v) for configurations given by their (K, n) columns: ``μ₀ + xᵀθ`` and ``xᵀA⁻¹x + τ²``."""
-        th, S = self.theta, self.S
-        pred = self.mu0 + th[C].sum(axis=0)
-        K = C.shape[0]
+        th, S = self.theta, self.S.reshape(-1)  # flat: a 1-d gather per column pair
+        pred = self.mu0 + _row_sum(th, C)
+        K, D = C.shape[0], self.D
         var = np.full(C.shape[1], self.tau2)
         for a in range(K):
-            var += S[C[a], C[a]]
+            row = C[a] * D
+            var += S[row + C[a]]
             for b in range(a + 1, K):
-                var += 2.0 * S[C[a], C[b]]
+                var += 2.0 * S[row + C[b]]
         return pred, np.maximum(var, 1e-12)
 
     def mean_only(self, idx: np.ndarray) -> np.ndarray:
         """``pred`` alone (``K`` gathers, no variance)."""
-        return self.mu0 + self.theta[self.cols(idx)].sum(axis=0)
+        return self.mu0 + _row_sum(self.theta, self.cols(idx))
 
     def predict_all(self) -> tuple[np.ndarray, np.ndarray]:
         """(pred, v) of every configuration (their columns cached: for small spaces)."""
@@ -178,23 +189,25 @@ class AdditiveModel:
     def candidates(self, beta: float, limit: int = 256) -> np.ndarray:
         """Configuration indices: every group's ``T`` best values by ``e_g`` and by ``e_g + β s_g``, combined."""
         th, S = self.theta, self.S
-        groups = self._group_tables(limit)
-        out = []
-        for use_bound in (False, True):
-            flat = np.zeros(1, dtype=np.int64)
-            for C, contrib, t in groups:
-                e = th[C].sum(axis=0)
-                if use_bound:
-                    s2 = np.zeros(e.size)
-                    for a in range(C.shape[0]):
-                        s2 += S[C[a], C[a]]
-                        for b in range(a + 1, C.shape[0]):
-                            s2 += 2.0 * S[C[a], C[b]]
-                    e = e + beta * np.sqrt(np.maximum(s2, 0.0))
-                pick = np.argsort(-e, kind="stable")[:t] if t < e.size else np.arange(e.size)
-                flat = np.add.outer(flat, contrib[pick]).ravel()
-            out.append(flat)
-        return np.concatenate(out)  # may repeat a configuration
+        by_mean, by_bound = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+        for C, contrib, t in self._group_tables(limit):
+            if C.shape[0] == 1:  # a parameter alone: its values' own effects and variances
+                e, s2 = np.take(th, C[0]), np.take(S.reshape(-1), C[0] * (self.D + 1))
+            else:
+                e = _row_sum(th, C)
+                s2 = np.zeros(e.size)
+                for a in range(C.shape[0]):
+                    s2 += S[C[a], C[a]]
+                    for b in range(a + 1, C.shape[0]):
+                        s2 += 2.0 * S[C[a], C[b]]
+            if t < e.size:
+                by_mean = np.add.outer(by_mean, contrib[np.argsort(-e, kind="stable")[:t]]).ravel()
+                bound = e + beta * np.sqrt(np.maximum(s2, 0.0))
+                by_bound = np.add.outer(by_bound, contrib[np.argsort(-bound, kind="stable")[:t]]).ravel()
+            else:
+                by_mean = np.add.outer(by_mean, contrib).ravel()
+                by_bound = np.add.outer(by_bound, contrib).ravel()
+        return np.concatenate([by_mean, by_bound])  # may repeat a configuration
 
     def _group_tables(self, limit: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
         """Per group: its values' (K_g, V_g) columns, their share of the flat configuration index, and T_g."""
@@ -220,6 +233,14 @@ class AdditiveModel:
             if a in g and b in g:
                 rows.append(o + dg[a] * self.radix[b] + dg[b])
         return np.array(rows)
+
+
+def _row_sum(vec: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``vec[C].sum(axis=0)`` for (K, n) columns ``C``, row by row in order (the same sums, 1-d gathers)."""
+    out = np.take(vec, C[0])
+    for k in range(1, C.shape[0]):
+        out += np.take(vec, C[k])
+    return out
 
 
 def _groups(P: int, pairs: list[tuple[int, int]]) -> list[tuple[int, ...]]:
