@@ -30,23 +30,16 @@ def chromium(binary: str, *args: str, timeout: float = 120) -> subprocess.Comple
         return subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
 
 
-def dump_dom(binary: str, page: str, artifact: str) -> str:
-    """The page's DOM after its scripts ran, kept as ``ARTIFACTS/artifact``."""
-    dom = chromium(binary, "--dump-dom", page)
-    html = dom.stdout.decode("utf-8", "replace")
-    assert dom.returncode == 0, dom.stderr.decode()[-2000:]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / artifact).write_text(html)
-    return html
-
-
-def screenshot(binary: str, page: str, out: Path, *, size: str = "1280,900", min_bytes: int = 20_000) -> bytes:
-    """A PNG of the page at ``out`` (and in ARTIFACTS under the same name); fails unless it is a real, non-blank
-    page (at least ``min_bytes``)."""
-    res = chromium(binary, f"--screenshot={out}", f"--window-size={size}", page)
+def render(binary: str, page: str, out: Path, *, size: str = "1280,900", min_bytes: int = 20_000) -> tuple[str, bytes]:
+    """The page's DOM after its scripts ran, and a PNG of it at ``out``, from one Chromium launch (a launch costs
+    seconds). Fails unless the PNG is a real, non-blank page (at least ``min_bytes``). Both are kept in ARTIFACTS:
+    the PNG under ``out``'s name, the DOM as ``<stem>.dom.html``."""
+    res = chromium(binary, "--dump-dom", f"--screenshot={out}", f"--window-size={size}", page)
     assert res.returncode == 0 and out.exists(), res.stderr.decode()[-2000:]
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > min_bytes
+    html = res.stdout.decode("utf-8", "replace")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / out.name).write_bytes(data)
-    return data
+    (ARTIFACTS / f"{out.stem}.dom.html").write_text(html)
+    return html, data

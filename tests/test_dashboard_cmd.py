@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from browser_support import chromium_binary, dump_dom, screenshot  # noqa: E402  (the page tests' Chromium)
+from browser_support import chromium_binary, render  # noqa: E402  (the page tests' Chromium)
 
 SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
 KEYS = {"clients": {"web": {"ask": "ask-web-0123456789", "feedback": "fb-web-0123456789"}},
@@ -165,7 +165,7 @@ def test_dashboard_command_renders_in_headless_chromium(tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        html = dump_dom(binary, url + "/", "dashboard_readonly.dom.html")
+        html, _ = render(binary, url + "/", tmp_path / "dashboard_readonly.png")
         assert 'data-ready="1"' in html and 'data-mode="read-only"' in html, html[-3000:]
         assert "read-only view of a stored study" in html and "study online" in html
         assert 'data-param="chunk_size"' in html and 'data-param="top_k"' in html
@@ -173,7 +173,6 @@ def test_dashboard_command_renders_in_headless_chromium(tmp_path):
         assert best_rows.count("<tr>") >= 3 and "no rewards yet" not in best_rows
         chart = re.search(r'<svg id="chart"[^>]*>(.*?)</svg>', html, re.S).group(1)
         assert chart.count("<circle") >= 2
-        screenshot(binary, url + "/", tmp_path / "dashboard_readonly.png")
     finally:
         proc.terminate()
         proc.wait(15)

@@ -14,8 +14,7 @@ import pytest
 from browser_support import (  # the headless Chromium the page tests share
     chromium,
     chromium_binary,
-    dump_dom,
-    screenshot,
+    render,
 )
 
 pytest.importorskip("fastapi")
@@ -29,9 +28,9 @@ FB = {"Authorization": "Bearer fb-web-0123456789"}
 def seed_traffic(url: str, n: int = 40) -> None:
     import httpx
 
-    from autorag_hp.rag import load_pipeline
+    from autorag_hp.rag.data import load_bundled_questions
 
-    qs = load_pipeline("python_docs", generator="extractive").questions(n)
+    qs = load_bundled_questions("python_docs_faq")[:n]
     with httpx.Client(timeout=30) as http:
         for i, item in enumerate(qs):
             body = {"question": item.question, **({"reference": item.answer} if i % 2 == 0 else {})}
@@ -50,13 +49,14 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
 
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(KEYS))
-    args = ["--pipeline", "python_docs", "--generator", "extractive", "--set", "embedding=bm25",
+    # the FAQ slice (189 documents): the page shows the study, not the corpus, and its indexes build in a blink
+    args = ["--pipeline", "python_docs_faq", "--generator", "extractive", "--set", "embedding=bm25",
             "--space", json.dumps({"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}),
             "--storage", f"sqlite:///{tmp_path / 'dash.db'}", "--keys", str(keys), "--explore", "0.6"]
     with Replica(args, log=tmp_path / "serve.log", name="dash") as rep:
         seed_traffic(rep.url)
         page = f"{rep.url}/#key=fb-web-0123456789"
-        html = dump_dom(binary, page, "dashboard.dom.html")
+        html, _ = render(binary, page, tmp_path / "dashboard.png")
         assert 'data-ready="1"' in html, html[-3000:]
         assert 'data-param="chunk_size"' in html and 'data-param="top_k"' in html  # arms table rows
         assert "Exploitation serves:" in html  # best configurations section filled
@@ -64,7 +64,6 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
         assert best_rows.count("<tr>") >= 3 and "no rewards yet" not in best_rows
         chart = re.search(r'<svg id="chart"[^>]*>(.*?)</svg>', html, re.S).group(1)
         assert chart.count("<circle") >= 2
-        screenshot(binary, page, tmp_path / "dashboard.png")
         # without a key the page asks for one instead of showing data
         nokey = chromium(binary, "--dump-dom", rep.url + "/").stdout.decode("utf-8", "replace")
         assert 'data-ready="error"' in nokey and "give a feedback or admin key" in nokey
