@@ -3,14 +3,16 @@ Optuna (importance, states, attrs, times) and shown by optuna-dashboard in a rea
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
+import io
 import json
 import threading
 
 import numpy as np
 import pytest
-from browser_support import chromium_binary, dump_dom, screenshot
+from browser_support import chromium_binary, render
 
 from autorag_hp.cli import main
 from autorag_hp.errors import AutoRAGHPError
@@ -43,11 +45,33 @@ def stored(tmp_path_factory):
     return url, trials, late.id, pending.id
 
 
-def test_export_writes_trials_that_optuna_can_analyse(stored, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def exported(stored, tmp_path_factory):
+    """``stored`` exported once by the CLI (Optuna adds a trial in ~40 ms): the Optuna URL and what it printed.
+    The tests below only read it."""
+    target = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["export", "--storage", stored[0], "--study", "rag", "--format", "optuna", "--to", target])
+    return rc, target, err.getvalue()
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A study of three reported trials: what the refusals need (each export of ``stored`` costs seconds)."""
+    url = f"sqlite:///{tmp_path / 'small.db'}"
+    tuner = Tuner(SPACE, policy="random", storage=url, study="rag", seed=0)
+    for _ in range(3):
+        tuner.report(tuner.suggest().id, 0.5)
+    tuner.close()
+    return url
+
+
+def test_export_writes_trials_that_optuna_can_analyse(stored, exported):
     url, trials, late, pending = stored
-    target = f"sqlite:///{tmp_path / 'optuna.db'}"
-    assert main(["export", "--storage", url, "--study", "rag", "--format", "optuna", "--to", target]) == 0
-    assert "exported 82 trials of study 'rag' into Optuna study 'rag'" in capsys.readouterr().err
+    rc, target, err = exported
+    assert rc == 0
+    assert "exported 82 trials of study 'rag' into Optuna study 'rag'" in err
 
     study = optuna.load_study(study_name="rag", storage=target)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE and study.metric_names == ["reward"]
@@ -86,13 +110,13 @@ def test_export_writes_trials_that_optuna_can_analyse(stored, tmp_path, capsys):
         assert len(visualization.plot_contour(study, params=["prompt", "top_k"]).data) >= 1
 
 
-def test_export_refuses_to_add_twice_unless_replaced(stored, tmp_path, capsys):
-    url = stored[0]
+def test_export_refuses_to_add_twice_unless_replaced(small, tmp_path, capsys):
+    url = small
     target = str(tmp_path / "o.db")  # a path works too
     to_optuna(url, "rag", target, optuna_study="copy")
-    with pytest.raises(AutoRAGHPError, match=r"exists already .*\(82 trials\); pass --replace"):
+    with pytest.raises(AutoRAGHPError, match=r"exists already .*\(3 trials\); pass --replace"):
         to_optuna(url, "rag", target, optuna_study="copy")
-    assert len(to_optuna(url, "rag", target, optuna_study="copy", replace=True).trials) == 82
+    assert len(to_optuna(url, "rag", target, optuna_study="copy", replace=True).trials) == 3
     assert main(["export", "--storage", url, "--study", "rag", "--format", "optuna", "--to", target,
                  "--name", "copy"]) == 2
     assert "pass --replace" in capsys.readouterr().err
@@ -109,7 +133,7 @@ def test_export_refuses_to_add_twice_unless_replaced(stored, tmp_path, capsys):
     assert "no SQLite database at" in capsys.readouterr().err and not typo.exists()
 
 
-def test_optuna_dashboard_shows_the_export_in_headless_chromium(stored, tmp_path):
+def test_optuna_dashboard_shows_the_export_in_headless_chromium(exported, tmp_path):
     dashboard = pytest.importorskip("optuna_dashboard")
     binary = chromium_binary()
     if binary is None:
@@ -120,17 +144,15 @@ def test_optuna_dashboard_shows_the_export_in_headless_chromium(stored, tmp_path
         def log_message(self, *args):
             pass
 
-    target = f"sqlite:///{tmp_path / 'optuna.db'}"
-    to_optuna(stored[0], "rag", target)
+    target = exported[1]
     server = make_server("127.0.0.1", 0, dashboard.wsgi(target), handler_class=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         page = f"http://127.0.0.1:{server.server_port}/dashboard/studies/1"
-        html = dump_dom(binary, page, "optuna_dashboard.dom.html")
+        html, _ = render(binary, page, tmp_path / "optuna_dashboard.png", size="1400,1000", min_bytes=30_000)
         # the study page rendered: history of the reward, the importance plot over our three knobs, best trial
         assert "History" in html and ">reward<" in html and "Best Trial" in html, html[-3000:]
         assert "Hyperparameter Importance" in html and all(p in html for p in SPACE)
-        screenshot(binary, page, tmp_path / "optuna_dashboard.png", size="1400,1000", min_bytes=30_000)
     finally:
         server.shutdown()
         server.server_close()
