@@ -92,15 +92,19 @@ class OptunaTPEPolicy(Policy):
             have.append(k)
         return study, dists
 
-    def _select(self, rng: np.random.Generator) -> Selection:
+    def _sampler(self, seed: int):
+        """The sampler of one ask (a fresh one, seeded from the decision: select stays pure)."""
         import optuna
+
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials,
+                                          multivariate=self.multivariate)
+
+    def _select(self, rng: np.random.Generator) -> Selection:
         from optuna.trial import TrialState
 
         study, dists = self._study()
         sub_seed = int(np.random.default_rng([self.seed, self.t, 31]).integers(2**31 - 1))
-        study.sampler = optuna.samplers.TPESampler(
-            seed=sub_seed, n_startup_trials=self.n_startup_trials, multivariate=self.multivariate
-        )
+        study.sampler = self._sampler(sub_seed)
         trial = study.ask(dists)
         params = dict(trial.params)
         study.tell(trial, state=TrialState.FAIL)  # TPE ignores failed trials: the study's content is unchanged

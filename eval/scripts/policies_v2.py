@@ -88,7 +88,12 @@ def run_table(job: tuple) -> list[dict]:
              "regret": normalized_regret(truth, int(np.argmax(R.mean(axis=1)))), "recall@5": float("nan"), "s": 0.0}]
     for method, params in methods:
         t0 = time.perf_counter()
-        res = replay(R, space, method, batch=4, seed=seed, fractions=[0.2], truth=truth, policy_params=params)
+        if method == "smac":  # a library with its own ask/tell: the same table, calls and truth (smac_replay.py)
+            from smac_replay import smac_replay
+
+            res = {k: [v] for k, v in smac_replay(R, space, int(round(0.2 * R.size)), seed, truth).items()}
+        else:
+            res = replay(R, space, method, batch=4, seed=seed, fractions=[0.2], truth=truth, policy_params=params)
         rows.append({"method": method, "setting": json.dumps(params, sort_keys=True), "family": family, "w": w,
                      "seed": seed, "regret": float(res["regret"][0]), "recall@5": float(res["recall@5"][0]),
                      "s": time.perf_counter() - t0})
@@ -144,8 +149,6 @@ def tune(args) -> None:
 
 
 def report(args) -> None:
-    from autorag_hp.evaluation.stats import paired_difference, t_interval
-
     chosen = json.load(open(args.chosen))
     paper = {"alpha_high": 1.5, "alpha_low": 0.5}
     entries = [("grid", "grid", {}), ("random", "random", {})] + [(m, m, chosen[m]) for m in ("ucb", "thompson", "hier_ucb")] \
@@ -153,18 +156,22 @@ def report(args) -> None:
            ("additive_lucb2", "additive_lucb2", chosen["additive_lucb2"])]
     if args.baselines == "optuna":  # the library baseline, O(trials) an ask: run apart, on fewer seeds, at its defaults
         entries = [("optuna_tpe(multivariate)", "optuna_tpe", {"multivariate": True}), entries[-1]]
+    elif args.baselines == "smac":  # SMAC3 at its defaults (eval/scripts/smac_replay.py), apart, on fewer seeds
+        entries = [("smac", "smac", {}), entries[-1]]
     fams = args.families
     jobs = []
     for f in fams:
         ms = [(m, p) for _, m, p in entries if not (f == "large" and m == "additive_lucb")]  # 9 ms a decision at 20k
+        if args.reuse:  # only the methods whose code changed; the others' rows come from the earlier run
+            ms = [(m, p) for m, p in ms if m in args.rerun]
         jobs += [(f, w, s, "test", ms) for w in args.w for s in range(args.seeds)]
     t0 = time.perf_counter()
     rows = run_jobs(jobs, args.workers)
+    if args.reuse:
+        keep = [r for r in json.load(open(args.reuse)) if r["method"] not in args.rerun or r["method"] == "grid@100%"]
+        rows = keep + [r for r in rows if r["method"] != "grid@100%"]
     write(args.out.replace(".md", ".rows.json"), json.dumps(rows) + "\n")
     entries = [("grid@100%", "grid@100%", {})] + entries
-    by_key: dict[tuple, dict[int, dict]] = {}
-    for r in rows:
-        by_key.setdefault((r["family"], r["w"], r["method"], r["setting"]), {})[r["seed"]] = r
     lines = ["# additive_lucb2 on the test split", "",
              f"Test tables (seeds 1000..{1000 + args.seeds - 1}), {args.seeds} seeds per family and w, B = 4, 20 % of "
              "grid's calls. Cell: the mean with its 95 % t interval over seeds; below it the paired advantage of "
@@ -175,40 +182,68 @@ def report(args) -> None:
              + "; `hier_ucb(1.5/0.5)`: the paper's best ablation; `additive_lucb`: its defaults (not run on `large`: "
              "9 ms a decision); `grid`: grid on a question subsample at the same budget; `grid@100%`: the full grid's "
              "own pick (all questions).", ""]
-    for measure in ("regret", "recall@5"):
-        lines += [f"## {measure}", "", "| family | w | " + " | ".join(e[0] for e in entries) + " |",
-                  "|---|---|" + "---|" * len(entries)]
-        for f in fams:
-            for w in args.w:
-                def vals(method, params, f=f, w=w, measure=measure):
-                    got = by_key.get((f, w, method, json.dumps(params, sort_keys=True)), {})
-                    return np.array([got[s][measure] for s in sorted(got)])
-                ours = vals("additive_lucb2", chosen["additive_lucb2"])
-                cells = []
-                for label, method, params in entries:
-                    v = vals(method, params)
-                    if v.size == 0 or np.isnan(v).all():
-                        cells.append("–")
-                        continue
-                    m, lo, hi = t_interval(v)
-                    cell = f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-                    if label != "additive_lucb2":
-                        # the advantage of additive_lucb2 (positive: it is better), wins/ties/losses its own
-                        d = paired_difference(v, ours) if measure == "regret" else paired_difference(ours, v)
-                        txt = f"{d.mean:+.3f} [{d.lower:+.3f}, {d.upper:+.3f}] {d.wins}/{d.ties}/{d.losses}"
-                        cell += f"<br>{'**' + txt + '**' if d.resolved else txt}"
-                    cells.append(cell)
-                lines.append(f"| {f} | {w} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += result_tables(rows, [(f, w) for f in fams for w in args.w], entries, "additive_lucb2",
+                           chosen["additive_lucb2"])
+    if args.reuse:
+        lines += [f"Only {', '.join(args.rerun)} ran in this command; the other methods' rows (and their seconds) are "
+                  f"those of `{args.reuse}` (their code has not changed since).", ""]
     secs = {}
     for r in rows:
         secs.setdefault(r["method"], []).append(r["s"])
     lines += ["Replay seconds per run (mean): " + ", ".join(f"{m} {np.mean(v):.2f}" for m, v in secs.items()), "",
               f"Command: `flock /tmp/ahp-bench.lock nice -n 19 .venv/bin/python eval/scripts/policies_v2.py report "
               f"--seeds {args.seeds} --w {','.join(map(str, args.w))} --families {','.join(fams)} --baselines "
-              f"{args.baselines} --chosen "
+              f"{args.baselines}{f' --reuse {args.reuse} --rerun ' + ','.join(args.rerun) if args.reuse else ''} --chosen "
               f"{args.chosen} --out {args.out}` ({time.perf_counter() - t0:.0f} s, {args.workers} workers; {cpu()})."]
     write(args.out, "\n".join(lines) + "\n")
+
+
+def result_tables(rows: list[dict], groups: list[tuple[str, float]], entries: list[tuple[str, str, dict]],
+                  ours_method: str, ours_params: dict, label_key: str = "method") -> list[str]:
+    """Markdown tables (regret, Recall@5) of ``rows`` per (family, w) group and entry: the mean with its 95 % t
+    interval, and below it the paired advantage of ours (regret: entry − ours; Recall@5: ours − entry) with its
+    interval and ours' wins/ties/losses, bold where the interval excludes 0. ``label_key="label"``: rows name
+    their entry by its label (several settings of one method); otherwise by (method, setting)."""
+    from autorag_hp.evaluation.stats import paired_difference, t_interval
+
+    by_key: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        name = r["label"] if label_key == "label" else (r["method"], r["setting"])
+        by_key.setdefault((r["family"], r["w"], name), {})[r["seed"]] = r
+    ours_key = next(lbl for lbl, m, p in entries if m == ours_method and p == ours_params) if label_key == "label" \
+        else (ours_method, json.dumps(ours_params, sort_keys=True))
+    lines = []
+    for measure in ("regret", "recall@5"):
+        lines += [f"## {measure}", "", "| family | w | " + " | ".join(e[0] for e in entries) + " |",
+                  "|---|---|" + "---|" * len(entries)]
+        for f, w in groups:
+            def vals(key, f=f, w=w, measure=measure, seeds=None):
+                got = by_key.get((f, w, key), {})
+                keep = sorted(got) if seeds is None else [s for s in sorted(got) if s in seeds]
+                return np.array([got[s][measure] for s in keep]), keep
+            ours, ours_seeds = vals(ours_key)
+            cells = []
+            for label, method, params in entries:
+                key = label if label_key == "label" else (method, json.dumps(params, sort_keys=True))
+                v, seeds = vals(key)
+                if v.size == 0 or np.isnan(v).all():
+                    cells.append("–")
+                    continue
+                m, lo, hi = t_interval(v)
+                cell = f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+                if key != ours_key:
+                    # the advantage of ours (positive: it is better) on the seeds both ran; wins/ties/losses its own
+                    o = np.array([by_key[(f, w, ours_key)][s][measure] for s in seeds if s in set(ours_seeds)])
+                    v = np.array([by_key[(f, w, key)][s][measure] for s in seeds if s in set(ours_seeds)])
+                    d = paired_difference(v, o) if measure == "regret" else paired_difference(o, v)
+                    txt = f"{d.mean:+.3f} [{d.lower:+.3f}, {d.upper:+.3f}] {d.wins}/{d.ties}/{d.losses}"
+                    cell += f"<br>{'**' + txt + '**' if d.resolved else txt}"
+                    if len(seeds) != len(ours_seeds):
+                        cell += f" ({len(v)} seeds)"
+                cells.append(cell)
+            lines.append(f"| {f} | {w} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def write(path: str | None, text: str) -> None:
@@ -225,8 +260,11 @@ def main() -> None:
     ap.add_argument("--families", type=lambda s: s.split(","), default=list(FAMILIES))
     ap.add_argument("--chosen", default="eval/results/policies_v2/tuning.json")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--baselines", choices=["ours", "optuna"], default="ours",
-                    help="ours: grid, random, UCB, Thompson, Hier-UCB, additive_lucb; optuna: multivariate TPE")
+    ap.add_argument("--baselines", choices=["ours", "optuna", "smac"], default="ours",
+                    help="ours: grid, random, UCB, Thompson, Hier-UCB, additive_lucb; optuna: multivariate TPE; "
+                         "smac: SMAC3")
+    ap.add_argument("--reuse", default=None, help="a rows file whose runs are kept for methods not in --rerun")
+    ap.add_argument("--rerun", type=lambda s: s.split(","), default=["additive_lucb2"])
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     tune(args) if args.mode == "tune" else report(args)
