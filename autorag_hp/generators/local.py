@@ -46,8 +46,9 @@ class LocalGenerator:
 
     Parameters
     ----------
-    model: ``None`` (bundled SmolLM2-135M-Instruct GGUF), a ``.gguf`` file (converted once to a cached
-        safetensors copy), or a local transformers model directory (Llama, Qwen, GLM, GLM-4, ... ;
+    model: ``None`` (bundled SmolLM2-135M-Instruct GGUF), a bundled model's name (``"qwen2.5-coder-0.5b"``,
+        ``"gemma3-270m"``, ``"smollm2-135m"``: :mod:`~autorag_hp.generators.bundled_models`), a ``.gguf`` file
+        (converted once to a cached safetensors copy), or a local transformers model directory (Llama, Qwen, GLM, GLM-4, ... ;
         ChatGLM-6B/2/3 need ``trust_remote_code=True``).
     dtype: ``"auto"`` (the default: see ``quantize``), ``"float32"`` or ``"bfloat16"`` (honoured as asked:
         an explicit dtype with ``quantize="auto"`` is that dtype, unquantized and unmeasured).
@@ -91,7 +92,7 @@ class LocalGenerator:
     ) -> None:
         t0 = time.perf_counter()
         opts = AccelerationOptions.of(acceleration, **overrides)  # dtype=, quantize=, threads=, ...: bad ones fail now
-        path, kind = resolve_model(model)
+        path, kind = resolve_model(model, cache_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
 

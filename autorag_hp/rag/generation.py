@@ -2,7 +2,11 @@
 
 - :class:`ExtractiveGenerator`: no LLM; the answer is the best-ranked passage (fast retrieval-only mode);
 - :class:`ChatModelGenerator`: any LangChain ``BaseChatModel`` (e.g. ``ChatOpenAI(base_url=...)``);
-- the local instruct model from :func:`autorag_hp.generators.default_generator` (SmolLM2-135M by default).
+- the local instruct model from :func:`autorag_hp.generators.default_generator`: ``model:`` as given, else the
+  bundled model for the corpus language (SmolLM2-135M for English, Qwen2.5-Coder-0.5B for Chinese:
+  :data:`autorag_hp.generators.bundled_models.DEFAULT_BY_LANGUAGE`).
+
+``EXTRACTIVE`` and ``LOCAL`` are the generator ``type`` names (the YAML schema checks against them).
 
 >>> gen = ExtractiveGenerator()
 >>> gen.generate("[1] (source: a)\\nLists are mutable.\\n\\nQuestion: are lists mutable?").text
@@ -15,18 +19,40 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from autorag_hp.evaluation.metrics import count_tokens
 from autorag_hp.generators.base import Generation, Messages, Sampling
 from autorag_hp.rag.errors import PipelineSpecError
 from autorag_hp.rag.prompts import passages_in
 
+#: generator ``type`` values: the extractive generator (no LLM) and the names of the local instruct model
+EXTRACTIVE = ("extractive",)
+LOCAL = ("local", "smollm2", "transformers", "hf")
 
-def _words(text: str) -> int:
-    # rough token count: words, plus one per CJK character (which has no spaces)
-    return len(text.split()) + sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+
+def cut_to_tokens(text: str, limit: int) -> str:
+    """The longest prefix of ``text`` with at most ``limit`` tokens by :func:`~autorag_hp.evaluation.metrics.
+    count_tokens` (a word, a CJK character or a symbol each), trailing space removed.
+
+    >>> cut_to_tokens("Lists are mutable sequences.", 3)
+    'Lists are mutable'
+    >>> cut_to_tokens("列表是可变的序列。", 4)
+    '列表是可'
+    """
+    if count_tokens(text) <= limit:
+        return text
+    lo, hi = 0, len(text)  # count_tokens(text[:lo]) <= limit < count_tokens(text[:hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count_tokens(text[:mid]) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return text[:lo].rstrip()
 
 
 class ExtractiveGenerator:
-    """Returns the first context passage, cut to ``max_new_tokens`` words. No model, no LLM call."""
+    """Returns the first context passage, cut to ``max_new_tokens`` tokens (:func:`cut_to_tokens`: words and
+    each CJK character, so a Chinese passage is cut too). No model, no LLM call."""
 
     llm_calls = 0
     name = "extractive"
@@ -36,11 +62,8 @@ class ExtractiveGenerator:
         s = Sampling.of(sampling, **overrides)
         t0 = time.perf_counter()
         passages = passages_in(messages)
-        text = passages[0][1] if passages else ""
-        words = text.split(" ")
-        if len(words) > s.max_new_tokens:
-            text = " ".join(words[:s.max_new_tokens])
-        return Generation(text, 0, _words(text), time.perf_counter() - t0)
+        text = cut_to_tokens(passages[0][1], s.max_new_tokens) if passages else ""
+        return Generation(text, 0, count_tokens(text), time.perf_counter() - t0)
 
     def stream(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Iterator[str]:
         yield self.generate(messages, sampling, **overrides).text
@@ -89,17 +112,19 @@ class ChatModelGenerator:
         latency = time.perf_counter() - t0
         text = out.content if isinstance(out.content, str) else str(out.content)
         usage = getattr(out, "usage_metadata", None) or {}
-        pt = usage.get("input_tokens") or sum(_words(m["content"]) for m in msgs)
-        ct = usage.get("output_tokens") or _words(text)
+        pt = usage.get("input_tokens") or sum(count_tokens(m["content"]) for m in msgs)
+        ct = usage.get("output_tokens") or count_tokens(text)
         return Generation(text, int(pt), int(ct), latency)
 
     def stream(self, messages: Messages | str, sampling: Sampling | None = None, **overrides) -> Iterator[str]:
         yield self.generate(messages, sampling, **overrides).text
 
 
-def make_generator(spec: Any):
+def make_generator(spec: Any, language: str | None = None):
     """A generator from a pipeline spec: ``"extractive"``, ``"local"``/``"smollm2"``, a mapping
-    ``{type: local, model: PATH, ...options}``, a LangChain chat model, or any object with ``generate``."""
+    ``{type: local, model: PATH_OR_NAME, ...options}``, a LangChain chat model, or any object with ``generate``.
+    A local generator whose spec names no ``model`` gets the bundled default for ``language`` (the corpus
+    language, ``"en"`` / ``"zh"``; ``None`` is English)."""
     if spec is None:
         spec = "local"
     if isinstance(spec, str):
@@ -107,13 +132,16 @@ def make_generator(spec: Any):
     if isinstance(spec, Mapping):
         opts = dict(spec)
         kind = str(opts.pop("type", "local"))
-        if kind == "extractive":
+        if kind in EXTRACTIVE:
             return ExtractiveGenerator()
-        if kind in ("local", "smollm2", "transformers", "hf"):
+        if kind in LOCAL:
             from autorag_hp.generators import default_generator
+            from autorag_hp.generators.bundled_models import default_model_name
 
+            if opts.get("model") is None and language not in (None, "en"):
+                opts["model"] = default_model_name(language)
             return default_generator(**opts)
-        raise PipelineSpecError(f"unknown generator type {kind!r}; use 'extractive', 'local' (SmolLM2) or "
+        raise PipelineSpecError(f"unknown generator type {kind!r}; use one of {', '.join(EXTRACTIVE + LOCAL)} or "
                                 "pass a LangChain chat model / Generator object in Python")
     try:
         from langchain_core.language_models import BaseChatModel

@@ -28,10 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from autorag_hp.rag.errors import PipelineSpecError
-
-#: generator ``type`` values: the extractive generator (no LLM) and the names of the local instruct model
-EXTRACTIVE = ("extractive",)
-LOCAL = ("local", "smollm2", "transformers", "hf")
+from autorag_hp.rag.generation import EXTRACTIVE, LOCAL
 
 
 class _Strict(BaseModel):
