@@ -26,6 +26,9 @@ TOY = str(ROOT / "tests" / "test_grid_toy.py") + ":make_pipeline"
 CELLS = 32 * 8
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 QUIET = {"progress": False, "log": lambda s: None}
+# what the worker-process tests compute per cell: their checks are about who computes what, and ROUGE-L's
+# rouge_score imports nltk (and scipy.stats, sklearn: ~1.5 s) in every process; the in-process tests keep every metric
+LIGHT = ["token_f1", "mrr"]
 
 
 def _exactly_once(table: GridTable, expected: int) -> None:
@@ -110,7 +113,8 @@ def test_local_pool_matches_single_process(tmp_path):
 def _cli(out: Path, *extra: str, delay: str = "0.03") -> subprocess.Popen:
     env = {**os.environ, "TOY_DELAY": delay, "RAGAS_DO_NOT_TRACK": "true"}
     return subprocess.Popen(
-        [sys.executable, "-m", "autorag_hp.cli", "grid", "--pipeline", TOY, "--out", str(out), "--no-progress", *extra],
+        [sys.executable, "-m", "autorag_hp.cli", "grid", "--pipeline", TOY, "--out", str(out), "--no-progress",
+         "--metrics", ",".join(LIGHT), *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
 
@@ -154,7 +158,8 @@ def test_optuna_distributed_workers_exactly_once(tmp_path, backend):
     name = f"t_{uuid.uuid4().hex[:10]}"
     url = str(tmp_path / "grid.sqlite") if backend == "sqlite" else PG
     storage = f"sqlite:///{tmp_path / 'optuna.db'}" if backend == "sqlite" else PG
-    s = run_grid(TOY, url, table_name=name, questions=4, workers=3, storage=storage, study=name, **QUIET)
+    s = run_grid(TOY, url, table_name=name, questions=4, workers=3, storage=storage, study=name, metrics=LIGHT,
+                 **QUIET)
     assert s["complete"] and s["rows"] == 32 * 4
     table = GridTable(url, name)
     _exactly_once(table, 32 * 4)
@@ -179,7 +184,8 @@ def test_optuna_resume_after_sigkill_on_postgres(tmp_path):
     code = (
         "import sys; from autorag_hp.evaluation.grid import run_grid; "
         f"s = run_grid({TOY!r}, {PG!r}, table_name={name!r}, questions=4, workers=2, storage={PG!r}, "
-        f"study={name!r}, progress=False, heartbeat_s=1, grace_s=3); sys.exit(0 if s['complete'] else 3)"
+        f"study={name!r}, progress=False, heartbeat_s=1, grace_s=3, metrics={LIGHT!r}); "
+        "sys.exit(0 if s['complete'] else 3)"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=180)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
