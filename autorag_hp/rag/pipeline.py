@@ -212,12 +212,22 @@ class RAGPipeline:
 
         return render(self.resolve_config(config)["prompt"], self.check_question(question), contexts)
 
+    def _sampling(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        cfg = self.resolve_config(config)
+        return {"temperature": float(cfg["temperature"]), "max_new_tokens": int(cfg["max_new_tokens"]), "seed": self.seed}
+
     def generate(self, messages: Sequence[dict] | str, config: Mapping[str, Any] | None = None):
         """One generator call with the configured temperature and max_new_tokens -> Generation."""
-        cfg = self.resolve_config(config)
-        return self.generator.generate(
-            messages, temperature=float(cfg["temperature"]), max_new_tokens=int(cfg["max_new_tokens"]), seed=self.seed
-        )
+        return self.generator.generate(messages, **self._sampling(config))
+
+    def generate_batch(self, batch: Sequence[Sequence[dict] | str], config: Mapping[str, Any] | None = None):
+        """Several prompts with the same settings -> Generations: one padded batch when the generator has
+        ``generate_batch`` (the local model), else one call each."""
+        kw = self._sampling(config)
+        gen = self.generator
+        if callable(getattr(gen, "generate_batch", None)):
+            return gen.generate_batch(list(batch), **kw)
+        return [gen.generate(m, **kw) for m in batch]
 
     def run(self, question: str | QAItem, config: Mapping[str, Any] | None = None) -> Answer:
         """retrieve -> render_prompt -> generate, timed."""

@@ -57,6 +57,13 @@ class GridJob:
     retrieval_keys: tuple[str, ...] | None
     overrides: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
+    batch: int = 1  # > 1: units computed `batch` at a time with batched generation (UnitRunner.run_units)
+
+    def chunks(self) -> list[list[Unit]]:
+        """The unfinished units, ``batch`` per chunk (one per chunk without batching)."""
+        todo = [u for u in self.units if any(k not in self.done for k in u.keys())]
+        n = max(1, self.batch)
+        return [todo[i:i + n] for i in range(0, len(todo), n)]
 
     def spec_string(self) -> str:
         """The pipeline spec as other processes load it; an object cannot cross to them."""
@@ -99,8 +106,8 @@ class InlineExecutor:
     def run(self, job: GridJob, progress: Progress) -> tuple[int, int]:
         runner = UnitRunner(job.pipeline, job.table, job.metrics, job.retrieval_keys)
         cells = calls = 0
-        for u in job.units:
-            c, k = runner.run_unit(u, job.done)
+        for chunk in job.chunks():
+            c, k = runner.run_units(chunk, job.done, job.batch)
             cells, calls = cells + c, calls + k
             progress.add(c, k)
         return cells, calls
@@ -111,14 +118,15 @@ _W: dict[str, Any] = {}  # the runner of this pool worker process
 
 
 def _init_worker(spec: str, overrides: dict | None, url: str, name: str, metrics: list[str],
-                 rkeys: tuple[str, ...] | None, threads: int | None) -> None:
+                 rkeys: tuple[str, ...] | None, threads: int | None, batch: int = 1) -> None:
     _set_threads(threads)
     _W["runner"] = UnitRunner(pipeline_from_spec(spec, overrides), GridTable(url, name), metrics, rkeys)
+    _W["batch"] = batch
 
 
-def _pool_unit(args: tuple[Unit, list[tuple[str, str]]]) -> tuple[int, int]:
-    unit, done = args
-    return _W["runner"].run_unit(unit, set(done))
+def _pool_units(args: tuple[list[Unit], list[tuple[str, str]]]) -> tuple[int, int]:
+    units, done = args
+    return _W["runner"].run_units(units, set(done), _W["batch"])
 
 
 @dataclass
@@ -132,13 +140,13 @@ class PoolExecutor:
 
         spec = job.spec_string()
         done = job.done
-        work = [(u, [k for k in u.keys() if k in done]) for u in job.units if any(k not in done for k in u.keys())]
+        work = [(chunk, [k for u in chunk for k in u.keys() if k in done]) for chunk in job.chunks()]
         cells = calls = 0
         ctx = mp.get_context("spawn")
         with ctx.Pool(self.workers, initializer=_init_worker,
                       initargs=(spec, job.overrides, job.table_url, job.table.name, job.metrics, job.retrieval_keys,
-                                job.threads)) as pool:
-            for c, k in pool.imap_unordered(_pool_unit, work):
+                                job.threads, job.batch)) as pool:
+            for c, k in pool.imap_unordered(_pool_units, work):
                 cells, calls = cells + c, calls + k
                 progress.add(c, k)
         return cells, calls

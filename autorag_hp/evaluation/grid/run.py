@@ -43,6 +43,7 @@ def run_grid(
     grace_s: int = 20,
     log: Callable[[str], None] | None = None,
     import_from: str | os.PathLike | None = None,
+    batch: int = 1,
 ) -> dict[str, Any]:
     """Evaluate every configuration on every question into the table at ``out``; see the module docstring.
 
@@ -52,6 +53,7 @@ def run_grid(
     ``questions``: the first N of ``pipeline.questions()``. Returns a summary dict (rows, cells computed now,
     LLM calls now and in total, wall time). ``import_from``: an export (``.jsonl.gz`` / ``.csv.gz``) of the
     same grid whose rows are loaded into the table first, so a committed partial grid resumes anywhere.
+    ``batch``: answer the LLM prompts this many at a time (``UnitRunner.run_units``; not with ``storage``).
     """
     log = log or (lambda s: print(s, file=sys.stderr))
     t_start, wall0 = time.time(), time.perf_counter()
@@ -109,7 +111,7 @@ def run_grid(
         bar = tqdm(total=total, initial=total - pending, unit="cell", dynamic_ncols=True, smoothing=0.05)
     executor = pick_executor(workers, storage, study or f"grid-{table_name}-{space.fingerprint}", heartbeat_s, grace_s)
     url = to_url(out)
-    job = GridJob(units, done, pipe, pipeline, table, url, metric_names, rkeys, overrides, threads_per_worker)
+    job = GridJob(units, done, pipe, pipeline, table, url, metric_names, rkeys, overrides, threads_per_worker, batch)
     run_id = table.start_run(t_start, workers)  # updated as work completes: a killed run keeps its wall time
     tally = _Tally(table, run_id, wall0, bar)
     try:
