@@ -246,7 +246,9 @@ def test_the_ground_truth_grid_is_reproducible_from_its_suite():
     cells, meta = ground_truth_cells()
     assert len(cells) == 4 * 16 and all(r["config"]["embedding"] == "bm25" for r in cells)
     pipe = load_pipeline(str(SUITE))
-    check_ground_truth(pipe, cells, meta, reference=default_generator(dtype="float32", quantize=None, threads=1))
+    # fp32 SmolLM2 as test_generators.py's fixture loads it (an explicit dtype is never quantized, so the same
+    # model): default_generator's process-wide cache then loads it once per session
+    check_ground_truth(pipe, cells, meta, reference=default_generator(dtype="float32", threads=1))
 
 
 def test_the_live_check_report_says_whether_the_cpu_kinds_match():
