@@ -4,9 +4,9 @@ index): what ``autorag-hp dashboard`` serves.
 :class:`StudyView` is the service's read side (:class:`~autorag_hp.service.reads.StudyReader`: ``best``, ``arms``,
 ``trials``, ``status``, ``dashboard``, the functions the :class:`~autorag_hp.service.controller.Controller` extends,
 so the page shows exactly what ``serve`` shows) over a :class:`~autorag_hp.tuner.Tuner` opened from what the study
-stored (:meth:`Storage.study_meta`: its space,
-policy, policy parameters, seed and batch size). The tuner only reads: it never suggests, expires nor writes a
-snapshot, and ``create_app(..., read_only=True)`` has no route that asks or reports. A study made by a policy
+stored (:meth:`Storage.study_meta`: its space, policy, policy parameters, seed and batch size). The tuner only
+reads: it never suggests, expires nor writes a snapshot, and ``create_app(..., read_only=True)`` has no route that
+asks or reports. A study made by a policy
 other than ``online`` (``autorag-hp tune``) is folded through the online policy wrapping it with ``explore=1``,
 the setting under which the wrapper passes every decision to it unchanged: every decision then counts as the
 inner policy's own choice ("explored").
