@@ -40,6 +40,7 @@ from typing import Any
 from fastapi import Request
 
 from autorag_hp.service.controller import Controller, ServiceError, ServiceSettings, incident
+from autorag_hp.service.reads import StudyReader
 from autorag_hp.service.telemetry import Measure, Metrics
 
 STATIC = Path(__file__).parent / "static"
@@ -139,7 +140,7 @@ async def _send_json(send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(settings: ServiceSettings | None = None, keys=None, *, controller: Controller | None = None,
+def create_app(settings: ServiceSettings | None = None, keys=None, *, controller: StudyReader | None = None,
                pipeline: Any = None, clock=time.time, read_only: bool = False):
     """Build the FastAPI app (the controller is created here unless given). ``read_only``: the read endpoints
     and the dashboard only, no route that asks or reports (``autorag-hp dashboard``, :mod:`.readonly`)."""

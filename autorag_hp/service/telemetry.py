@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autorag_hp.service.controller import Controller
+    from autorag_hp.service.reads import StudyReader
 
 #: The HTTP methods counted by name in /metrics; any other method is counted as ``other``.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
@@ -22,7 +22,7 @@ class Metrics:
     set of values: the method is a real HTTP method or ``other``, the path is the matched route template or
     ``other``, so no client can add series."""
 
-    def __init__(self, ctl: Controller):
+    def __init__(self, ctl: StudyReader):
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = reg = CollectorRegistry(auto_describe=True)
@@ -51,7 +51,7 @@ class Metrics:
 class _ControllerCollector:
     """The controller's decision and request counts, read at scrape time."""
 
-    def __init__(self, ctl: Controller):
+    def __init__(self, ctl: StudyReader):
         self.ctl = ctl
 
     def describe(self):
