@@ -280,7 +280,7 @@ def run_compare(args: argparse.Namespace) -> int:
     out = Path(args.out or "eval/results/zh_generator/README.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
-    raw = out.with_suffix(".jsonl")
+    raw = out.with_suffix(".answers.jsonl")  # every answer with its scores and timings
     import json
 
     with raw.open("w", encoding="utf-8") as fh:

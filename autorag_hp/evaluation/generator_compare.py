@@ -169,7 +169,8 @@ def report(runs: dict[tuple[str, str], Run], names: Sequence[str], langs: Sequen
         "punctuation, Latin words whole). The English references are whole FAQ sections (long), so English "
         "recall and F1 are low for any short answer; precision says more there.",
         "- Speed: one answer at a time, the models taking turns on each question, wall and process CPU time "
-        "(2 threads: CPU time includes spin-waiting); completion tok/s = completion tokens / wall time over the set.",
+        "(with several threads CPU time would include spin-waiting); completion tok/s = completion tokens / wall "
+        "time over the set.",
         f"- Load average at the end: {' / '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}.",
         "",
         "```",

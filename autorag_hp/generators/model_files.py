@@ -106,7 +106,7 @@ def gguf_architecture(path: str | os.PathLike) -> str:
 
 def check_gguf_loadable(path: str | os.PathLike) -> str:
     """The GGUF's architecture when the installed transformers can read it; otherwise a ValueError that says what
-    to do instead (README, "Local models": a transformers folder of the model, or a llama.cpp server)."""
+    to do instead (README, "Local generator and CPU acceleration": a transformers folder of the model, or llama-server)."""
     import transformers
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -120,7 +120,7 @@ def check_gguf_loadable(path: str | os.PathLike) -> str:
         f"Pass the model as a transformers model directory instead (config.json + safetensors, e.g. the original "
         f"checkpoint the GGUF was made from; GLM/ChatGLM folders work, see trust_remote_code), or serve the GGUF with "
         f"llama.cpp's OpenAI-compatible llama-server and give the pipeline a LangChain ChatOpenAI(base_url=...) as "
-        f"its generator (README, \"Local models\").")
+        f"its generator (README, \"Local generator and CPU acceleration\").")
 
 
 def convert_gguf(gguf_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:

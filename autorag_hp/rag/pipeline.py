@@ -151,8 +151,10 @@ class RAGPipeline:
         with self._gen_lock:
             if self._generator is None:
                 from autorag_hp.rag.generation import make_generator
+                from autorag_hp.rag.language import ZH_SHARE, corpus_share
 
-                self._generator = make_generator(self._generator_spec)
+                lang = "zh" if corpus_share(d.text for d in self.docs) >= ZH_SHARE else "en"  # picks the default model
+                self._generator = make_generator(self._generator_spec, language=lang)
             return self._generator
 
     @property
