@@ -55,7 +55,7 @@ def load(name: str):
 
     spec = TABLES[name]
     table = ReplayTable.load(spec["path"], fix=spec["fix"])
-    metric = spec["metric"] or table.meta.get("reward_metric") or "char_f1"
+    metric = spec["metric"] or table.meta.get("reward_metric") or "token_f1"  # token_f1 counts CJK by character
     threshold = float(np.median(table.metric(metric)))
     mats = {w: table.reward_matrix(PaperReward(w=w, metric=metric, threshold=threshold, t_max=1000.0)) for w in W}
     _CACHE[name] = (table.space, mats)

@@ -18,6 +18,7 @@ same table, the same call budget and the same truth as :func:`autorag_hp.evaluat
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 
@@ -38,6 +39,8 @@ def smac_replay(R: np.ndarray, space, calls: int, seed: int, truth: np.ndarray) 
 
     logging.getLogger("smac").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+    random.seed(seed)  # SMAC (or a library under it) also draws from the global generators: without this a run
+    np.random.seed(seed)  # depends on what ran before it in the process
     params = space.params
     cs = ConfigurationSpace(seed=seed)
     cs.add([Categorical(f"p{j}", [str(v) for v in range(len(p.values))]) for j, p in enumerate(params)])
