@@ -1,4 +1,4 @@
-"""Batched generation in the grid (``run_grid(batch=N)`` / ``autorag-hp grid --batch N``): the same cells as one
+"""Batched generation in the grid (``run_grid(batch=N)`` / ``autorag-hp grid --generate-batch N``): the same cells as one
 answer at a time, prompts grouped by their generation settings, identical temperature-0 prompts answered once.
 Real pipeline (bundled FAQ, BM25) with a small deterministic generator that has ``generate_batch``."""
 

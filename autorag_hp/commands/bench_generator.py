@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--langs", default="en,zh", help="en (python_docs), zh (debian_reference_zh) or both")
     c.add_argument("--context-tokens", type=int, default=300, help="gold-context window, count_tokens tokens")
     c.add_argument("--answer-tokens", type=int, default=64, help="max new tokens per answer")
-    c.add_argument("--batch", type=int, default=0, help="also time the answers in batches of this size")
+    c.add_argument("--generate-batch", type=int, default=0, help="also time the answers in batches of this size")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -267,13 +267,13 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"[{cpu_text}] {name}: {gens[name].describe()}", file=sys.stderr)
     t0 = time.perf_counter()
     with tqdm(total=sum(len(v) for v in sets.values()), desc="answers (models take turns)", file=sys.stderr) as bar:
-        runs = cmp.compare(gens, sets, args.answer_tokens, args.batch, bar)
+        runs = cmp.compare(gens, sets, args.answer_tokens, args.generate_batch, bar)
     cmd = "autorag-hp bench-generator " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench-generator"]
                                                    else sys.argv[1:])
     lines = ["# Local models: answer quality (English, Chinese) and speed", "",
              *[f"- **{n}**" for n in args.note], *([""] if args.note else [])]
     lines += cmp.report(runs, names, langs, cpu=cpu_text, command=cmd, sources=sources,
-                        max_new_tokens=args.answer_tokens, context_tokens=args.context_tokens, batch=args.batch,
+                        max_new_tokens=args.answer_tokens, context_tokens=args.context_tokens, batch=args.generate_batch,
                         load_s=load_s)
     lines += ["", f"Answering took {time.perf_counter() - t0:.0f} s.", "", "## Examples", "",
               *cmp.examples(runs, sets, names), ""]

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     deprecated_alias(p, "--table", "--table-name")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--threads-per-worker", type=int, default=None, help="torch/BLAS threads per worker")
-    p.add_argument("--batch", type=int, default=1,
+    p.add_argument("--generate-batch", type=int, default=1,
                    help="answer LLM prompts N at a time in one padded batch (local model; not with --optuna-storage)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (default: every native metric); e.g. token_f1,mrr,ragas_bleu")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         questions=args.questions, table_name=args.table_name,
         workers=args.workers, metrics=metrics, storage=args.optuna_storage, study=args.optuna_study,
         threads_per_worker=args.threads_per_worker, progress=not args.no_progress, export=args.export,
-        import_from=args.import_from, batch=args.batch,
+        import_from=args.import_from, batch=args.generate_batch,
     )
     print(json.dumps(summary, indent=2))
     return 0 if summary["complete"] else 3

@@ -7,7 +7,7 @@ when the section quotes it) through the pipeline's own ``concise`` prompt, greed
 ``token_f1`` (English: SQuAD words; Chinese: characters, CMRC 2018) against the reference, with a paired interval
 against the first model over the questions. Speed is measured in the same run, the models taking turns on each
 question (so a busy machine slows them alike): wall and CPU milliseconds per answer and completion tokens per
-second, one answer at a time; optionally also in batches (``--batch``). The CPU and each model's kernel plan
+second, one answer at a time; optionally also in batches (``--generate-batch``). The CPU and each model's kernel plan
 are named in the report. torch is imported by the generators, inside their functions.
 """
 

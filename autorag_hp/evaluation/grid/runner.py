@@ -4,7 +4,7 @@ A temperature-0 prompt already answered (in this process, by another worker, or 
 answer cache) is reused instead of calling the LLM again; its key is the rendered prompt plus the settings
 that are neither retrieval nor prompt keys. Each cell is written in its own transaction.
 
-:meth:`UnitRunner.run_units` computes several units together with batched generation (``--batch N``): all their
+:meth:`UnitRunner.run_units` computes several units together with batched generation (``--generate-batch N``): all their
 prompts are rendered first, then answered N at a time by the generator's ``generate_batch``, grouped by their
 generation settings (one padded forward pass per batch: a small model's decode on a CPU is bound by reading its
 weights, so N answers cost little more than one).
