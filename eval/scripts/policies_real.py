@@ -34,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from policies_v2 import CANDIDATES, cpu, result_tables, write  # noqa: E402
+from policies_v2 import CANDIDATES, choose_settings, cpu, result_tables, write  # noqa: E402
 
 TABLES = {
     "llm": dict(path="eval/results/grid_python_docs.jsonl.gz", fix=None, metric="token_f1"),
@@ -154,18 +154,7 @@ def tune(args) -> None:
              "questions played, the other half judges; the budget is the report's (20 % of grid's calls over all "
              "development questions), B = 4. Criterion: mean normalized regret of `best(1)` (lower is better); "
              "mean Recall@5 in brackets. The test questions are not read.", ""]
-    chosen = {}
-    for m, cands in CANDIDATES.items():
-        lines += [f"## {m}", "", "| setting | regret | Recall@5 |", "|---|---|---|"]
-        best = None
-        for p in cands:
-            sel = [r for r in rows if r["method"] == m and r["setting"] == json.dumps(p, sort_keys=True)]
-            reg, rec = np.mean([r["regret"] for r in sel]), np.mean([r["recall@5"] for r in sel])
-            lines.append(f"| `{json.dumps(p, sort_keys=True)}` | {reg:.3f} | {rec:.3f} |")
-            if best is None or reg < best[0]:
-                best = (reg, p)
-        chosen[m] = best[1]
-        lines += ["", f"chosen: `{json.dumps(best[1], sort_keys=True)}`", ""]
+    chosen = choose_settings(rows, lines)
     lines += [f"Command: `nice -n 19 .venv/bin/python eval/scripts/policies_real.py tune --seeds {args.seeds} "
               f"--tables {','.join(names)} --out {args.out}` ({time.perf_counter() - t0:.0f} s, {args.workers} "
               f"workers; {cpu()})."]

@@ -128,6 +128,17 @@ def tune(args) -> None:
              f"Families {', '.join(fams)} × w {', '.join(map(str, args.w))} × {args.seeds} seeds = {len(jobs)} "
              "tables; 8 candidate settings per method; criterion: mean normalized regret of `best(1)` at 20 % "
              "of grid's calls (lower is better), mean Recall@5 in brackets.", ""]
+    chosen = choose_settings(rows, lines)
+    lines += [f"Command: `flock /tmp/ahp-bench.lock nice -n 19 .venv/bin/python eval/scripts/policies_v2.py tune "
+              f"--seeds {args.seeds} --w {','.join(map(str, args.w))} --out {args.out}` "
+              f"({time.perf_counter() - t0:.0f} s, {args.workers} workers; {cpu()})."]
+    write(args.out, "\n".join(lines) + "\n")
+    write(args.out.replace(".md", ".json"), json.dumps(chosen, indent=1, sort_keys=True) + "\n")
+
+
+def choose_settings(rows: list[dict], lines: list[str]) -> dict:
+    """Each tuned method's candidate with the lowest mean regret over ``rows`` (its tuning runs); appends the
+    per-method tables (regret, Recall@5 per candidate, the choice) to ``lines``."""
     chosen = {}
     for m, cands in CANDIDATES.items():
         lines += [f"## {m}", "", "| setting | regret | Recall@5 |", "|---|---|---|"]
@@ -141,11 +152,7 @@ def tune(args) -> None:
                 best = (reg, p)
         chosen[m] = best[1]
         lines += ["", f"chosen: `{json.dumps(best[1], sort_keys=True)}`", ""]
-    lines += [f"Command: `flock /tmp/ahp-bench.lock nice -n 19 .venv/bin/python eval/scripts/policies_v2.py tune "
-              f"--seeds {args.seeds} --w {','.join(map(str, args.w))} --out {args.out}` "
-              f"({time.perf_counter() - t0:.0f} s, {args.workers} workers; {cpu()})."]
-    write(args.out, "\n".join(lines) + "\n")
-    write(args.out.replace(".md", ".json"), json.dumps(chosen, indent=1, sort_keys=True) + "\n")
+    return chosen
 
 
 def report(args) -> None:
