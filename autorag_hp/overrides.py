@@ -95,13 +95,13 @@ def generator_ignores(pipeline: Any) -> tuple[str, ...]:
 def _for_language(spec: dict[str, Any], fixed: dict[str, Any], pipeline: Any, default: bool,
                   notify: Callable[[str], None]) -> dict[str, Any]:
     """The space for the language of the pipeline's corpus (a pipeline without ``docs`` is left alone)."""
-    from autorag_hp.rag.language import ENGLISH_ONLY_EMBEDDINGS, ZH_SHARE, corpus_share, language_space
+    from autorag_hp.rag.language import ENGLISH_ONLY_EMBEDDINGS, corpus_language, language_space
 
     docs = getattr(pipeline, "docs", None)
     if not docs:
         return spec
-    share = corpus_share(getattr(d, "text", str(d)) for d in docs)
-    if share < ZH_SHARE:
+    lang, share = corpus_language(getattr(d, "text", str(d)) for d in docs)
+    if lang != "zh":
         return spec
     dense = getattr(getattr(pipeline, "index", None), "hybrid_dense", "e5")
     if default:

@@ -11,7 +11,7 @@ import pytest
 
 from autorag_hp.overrides import generator_ignores, tuned_space
 from autorag_hp.rag.data import Document
-from autorag_hp.rag.language import cjk_share, corpus_share, language, language_space
+from autorag_hp.rag.language import cjk_share, corpus_language, corpus_share, language, language_space
 from autorag_hp.rag.pipeline import RAGPipeline
 from autorag_hp.rag.prompts import render
 from autorag_hp.types import Context
@@ -48,6 +48,9 @@ def test_cjk_share_and_language():
     from autorag_hp.rag import load_bundled_corpus
 
     assert corpus_share(d.text for d in load_bundled_corpus("python_docs_faq")) == 0.0
+    # the corpus rule is the one-text rule on the pooled share, at the same threshold
+    assert corpus_language(["Debian 操作系统"]) == ("zh", pytest.approx(0.4))
+    assert corpus_language(["How do I use 列表 in Python?"])[0] == "en" and corpus_language([]) == ("en", 0.0)
 
 
 def test_a_space_written_for_chinese_is_kept_as_written():

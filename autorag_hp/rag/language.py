@@ -45,7 +45,11 @@ def cjk_share(text: str) -> float:
 
 def language(text: str) -> str:
     """``"zh"`` when at least :data:`ZH_SHARE` of the text's letters are CJK, ``"en"`` otherwise."""
-    return "zh" if cjk_share(text) >= ZH_SHARE else "en"
+    return _language_of_share(cjk_share(text))
+
+
+def _language_of_share(share: float) -> str:
+    return "zh" if share >= ZH_SHARE else "en"
 
 
 def corpus_share(texts: Iterable[str], budget: int = 200_000) -> float:
@@ -56,6 +60,14 @@ def corpus_share(texts: Iterable[str], budget: int = 200_000) -> float:
         return 0.0
     quota = max(500, budget // len(texts))
     return cjk_share("\n".join(t[:quota] for t in texts))
+
+
+def corpus_language(texts: Iterable[str]) -> tuple[str, float]:
+    """``(language, share)`` of a corpus: ``"zh"`` when its :func:`corpus_share` is at least :data:`ZH_SHARE`
+    (the rule :func:`language` applies to one text), ``"en"`` otherwise. The default space and the default
+    generator both follow it."""
+    share = corpus_share(texts)
+    return _language_of_share(share), share
 
 
 # ------------------------------------------------------------------------------------------------ segmenter

@@ -151,9 +151,9 @@ class RAGPipeline:
         with self._gen_lock:
             if self._generator is None:
                 from autorag_hp.rag.generation import make_generator
-                from autorag_hp.rag.language import ZH_SHARE, corpus_share
+                from autorag_hp.rag.language import corpus_language
 
-                lang = "zh" if corpus_share(d.text for d in self.docs) >= ZH_SHARE else "en"  # picks the default model
+                lang, _ = corpus_language(d.text for d in self.docs)  # picks the default model
                 self._generator = make_generator(self._generator_spec, language=lang)
             return self._generator
 
