@@ -48,6 +48,10 @@ def test_report_over_weights():
     # equal tokens everywhere: the ordering is by accuracy for every w, the reward scale shrinks with w
     assert rep["by_w"]["0.9"]["top"][0]["config"] == {"k": "A"}
     assert "w" in to_markdown(rep)
+    # a table seeded with --import counts the imported runs' wall time and runs too
+    own = {"rows": 8, "llm_calls": 6, "answers_reused": 2, "wall_s": 1800.0, "runs": 1}
+    assert "wall time: 0.50 h over 1 run(s)" in to_markdown(rep, own)
+    assert "wall time: 1.50 h over 3 run(s)" in to_markdown(rep, own, {"wall_s": 3600.0, "runs": 2})
 
 
 def test_report_command_on_an_export(tmp_path, capsys):

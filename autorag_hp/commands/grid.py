@@ -72,7 +72,7 @@ def _report(args: argparse.Namespace) -> int:
     rows, meta = read_export(args.report)
     rep = report(rows, metric=args.metric, threshold=args.threshold,
                  ws=[float(w) for w in args.w.split(",")], budget_fraction=args.budget_fraction)
-    md = to_markdown(rep, meta.get("totals"))
+    md = to_markdown(rep, meta.get("totals"), meta.get("imported_runs"))
     if args.md:
         Path(args.md).write_text(md, encoding="utf-8")
     print(md)
