@@ -110,6 +110,8 @@ def job(args: tuple) -> list[dict]:
         fraction = BUDGET * dev.size / play_cols.size  # the report's number of calls
     elif mode == "paper":  # the paper's measure: play every question, judged against grid on the same questions
         Rp, truth, fraction = R, R.mean(axis=1), BUDGET
+    elif mode == "dev":  # the report's runs, judged on the development questions they played (``transfer``)
+        Rp, truth, fraction = R[:, dev], R[:, dev].mean(axis=1), BUDGET
     else:
         Rp, truth, fraction = R[:, dev], R[:, test].mean(axis=1), BUDGET
     rows = [play(Rp, space, lbl, m, p, seed, fraction, truth) for lbl, m, p in entries]
@@ -174,7 +176,8 @@ def run(args) -> None:
     old = json.load(open(args.rows)) if os.path.exists(args.rows) else []
     key = lambda r: (r["family"], r["w"], r["label"], r["seed"])  # noqa: E731
     merged = {key(r): r for r in old} | {key(r): r for r in new}
-    write(args.rows, json.dumps(list(merged.values())) + "\n")
+    with open(args.rows, "w", encoding="utf-8") as f:  # not echoed: the rows are for render
+        f.write(json.dumps(list(merged.values())) + "\n")
     log = args.rows.replace(".rows.json", ".commands.txt")
     with open(log, "a", encoding="utf-8") as f:
         f.write(f"nice -n 19 .venv/bin/python eval/scripts/policies_real.py run --seeds {args.seeds} "
@@ -227,9 +230,46 @@ def render(args) -> None:
     write(args.out, "\n".join(lines) + "\n")
 
 
+def transfer(args) -> None:
+    """How far each method's pick is the optimum of the questions it played, and how far that optimum carries to
+    the test questions: the report's runs (same seeds, so the same picks) judged on the development questions."""
+    test_rows = json.load(open(args.rows))
+    entries = [e for e in entries_of(json.load(open(args.chosen)), json.load(open(args.chosen_synth)))
+               if e[1] not in ("smac", "optuna_gp")]  # the slow library baselines are left out
+    names = tables_present(args.tables)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    t0 = time.perf_counter()
+    dev_rows = run_jobs([("dev", n, w, 1000 + s, entries) for n in names for w in W for s in seeds], args.workers)
+
+    def mean(rows, n, w, label):
+        v = [r["regret"] for r in rows if (r["family"], r["w"], r["label"]) == (n, w, label) and r["seed"] - 1000
+             in seeds]
+        return f"{np.mean(v):.3f}" if v else "–"
+
+    lines = ["# Does the optimum of the played questions carry to the test questions? (real tables)", "",
+             "Each method's runs of `real.md` (the same seeds, hence the same deployed configuration) judged twice: "
+             "on the development questions it played (*dev*) and on the test questions (*test*, = `real.md`). "
+             "Normalized regret of best(1), mean over seeds. ρ = Spearman correlation of the configurations' mean "
+             "reward on the two halves.", "",
+             "| table | w | ρ dev/test | " + " | ".join(e[0] for e in entries) + " |",
+             "|---|---|---|" + "---|" * len(entries)]
+    for n in names:
+        for w in W:
+            R = load(n)[1][w]
+            dev, test = split_questions(R.shape[1])
+            rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+            rho = np.corrcoef(rank(R[:, dev].mean(axis=1)), rank(R[:, test].mean(axis=1)))[0, 1]
+            lines.append(f"| {n} | {w} | {rho:.2f} | " + " | ".join(
+                f"{mean(dev_rows, n, w, e[0])} / {mean(test_rows, n, w, e[0])}" for e in entries) + " |")
+    lines += ["", "Cell: dev / test.", "", f"Command: `nice -n 19 .venv/bin/python eval/scripts/policies_real.py "
+              f"transfer --seeds {args.seeds} --tables {','.join(names)} --rows {args.rows} --out {args.out}` "
+              f"({time.perf_counter() - t0:.0f} s, {args.workers} workers; {cpu()})."]
+    write(args.out, "\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["tune", "run", "render"])
+    ap.add_argument("mode", choices=["tune", "run", "render", "transfer"])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--first-seed", type=int, default=0, help="run: seeds first..first+seeds-1 (to extend a run)")
     ap.add_argument("--tables", type=lambda s: s.split(","), default=list(TABLES))
@@ -242,7 +282,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    {"tune": tune, "run": run, "render": render}[args.mode](args)
+    {"tune": tune, "run": run, "render": render, "transfer": transfer}[args.mode](args)
 
 
 if __name__ == "__main__":
