@@ -39,6 +39,10 @@ def test_bench_on_a_table_file_writes_report_json_and_plots(tmp_path, capsys):
     assert rc == 0
     md = (out / "report.md").read_text()
     assert "Table 1" in md and "| additive_lucb@mean |" in md and "partial table: 7 of 8 questions" in md
+    from autorag_hp.evaluation.cpu_kinds import describe_cpu, this_cpu
+
+    here = describe_cpu(this_cpu())  # the run time names the CPU it was measured on
+    assert "Replay run time: " in md and f" s on {here} (all methods" in md and here.count("(") == 1
     data = json.loads((out / "results.json").read_text())
     assert data["grid_calls"] == 6 * 7 and data["settings"] == ["w=0.1", "w=0.9"]
     assert data["runs"]["grid|w=0.9"]["recall@5"]["mean"][-1] == 1.0

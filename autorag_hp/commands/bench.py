@@ -138,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     seconds = time.perf_counter() - start
     command = "autorag-hp " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-    out = write_report(res, args.out, command=command, source=source, seconds=seconds, make_plots=not args.no_plots)
+    from autorag_hp.evaluation.cpu_kinds import describe_cpu, this_cpu
+
+    out = write_report(res, args.out, command=command, source=source, seconds=seconds, make_plots=not args.no_plots,
+                       cpu=describe_cpu(this_cpu()))
     if args.live:
         live_md = _live_check(args, table)
         with open(f"{args.out}/report.md", "a", encoding="utf-8") as f:
@@ -180,12 +183,8 @@ def _live_check(args: argparse.Namespace, table) -> str:
 
 def _cpu_note(meta: dict) -> str:
     """Which CPU kinds made the table and run the live check: LLM answers agree exactly only on the same kind."""
+    from autorag_hp.evaluation.cpu_kinds import describe_cpu as name
     from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, this_cpu
-
-    def name(fp: dict | None) -> str:
-        if not fp or fp.get("capability") is None:
-            return f"unknown ({fp.get('cpu', '?')})" if fp else "not recorded"
-        return f"{fp.get('cpu')} ({fp['capability']}; {', '.join(fp.get('flags') or []) or 'no kernel flags'})"
 
     here, table_cpu = this_cpu(), made_on(meta)
     cpus = meta.get("cpus") or []

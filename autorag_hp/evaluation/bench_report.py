@@ -79,7 +79,8 @@ def _pct(x: float) -> str:
 
 
 def markdown(res: BenchResult, *, budget: float = 0.2, command: str | None = None, source: str = "",
-             seconds: float | None = None) -> str:
+             seconds: float | None = None, cpu: str | None = None) -> str:
+    """``cpu``: the machine the replay ran on, in words (``cpu_kinds.describe_cpu``), named beside its run time."""
     S = res.settings
     labels = {s: difficulty(res, s) for s in S}
     head = [f"{s} ({labels[s][0]})" for s in S]
@@ -101,7 +102,7 @@ def markdown(res: BenchResult, *, budget: float = 0.2, command: str | None = Non
     if command:
         lines += ["", "Command:", "", "```", command, "```"]
     if seconds is not None:
-        lines += ["", f"Replay run time: {seconds:.0f} s on this machine (all methods, settings and seeds)."]
+        lines += ["", f"Replay run time: {seconds:.0f} s on {cpu or 'this machine'} (all methods, settings and seeds)."]
     lines += ["", "Settings: reward `w·acc − (1−w)·tokens/t_max`; difficulty = share of grid's calls that grid on a "
               "question subsample needs for Recall@5 ≥ 0.8 (easy ≤ 10 %, medium ≤ 30 %, hard beyond): "
               + ", ".join(f"{s}: {_pct(labels[s][1])}" for s in S) + "."]
@@ -260,13 +261,14 @@ def plots(res: BenchResult, out: Path) -> list[Path]:
 
 
 def write_report(res: BenchResult, out: str | Path, *, command: str | None = None, source: str = "",
-                 seconds: float | None = None, budget: float = 0.2, make_plots: bool = True) -> dict[str, Any]:
+                 seconds: float | None = None, budget: float = 0.2, make_plots: bool = True,
+                 cpu: str | None = None) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(res, budget=budget, command=command, source=source, seconds=seconds)
+    md = markdown(res, budget=budget, command=command, source=source, seconds=seconds, cpu=cpu)
     (out / "report.md").write_text(md, encoding="utf-8")
     data = res.to_json()
-    data.update({"command": command, "source": source, "seconds": seconds})
+    data.update({"command": command, "source": source, "seconds": seconds, "cpu": cpu})
     (out / "results.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     files = [out / "report.md", out / "results.json"]
     if make_plots:

@@ -70,6 +70,13 @@ def same_cpu_kind(recorded: Mapping[str, Any] | None, here: Mapping[str, Any] | 
     return known_cpu(here) and cpu_kind(recorded) == cpu_kind(here)
 
 
+def describe_cpu(fp: Mapping[str, Any] | None) -> str:
+    """A fingerprint in words, as speed figures and CPU-kind notes name it: ``AMD EPYC (AVX512; avx2, ...)``."""
+    if not fp or fp.get("capability") is None:
+        return f"unknown ({fp.get('cpu', '?')})" if fp else "not recorded"
+    return f"{fp.get('cpu')} ({fp['capability']}; {', '.join(fp.get('flags') or []) or 'no kernel flags'})"
+
+
 def unknown_cpu(source: str) -> dict[str, Any]:
     """The fingerprint of rows whose CPU was not recorded (e.g. imported from an older export)."""
     return {"capability": None, "flags": None, "torch": None, "cpu": "unknown", "source": source}
