@@ -23,6 +23,7 @@ D = "eval/results/policies_v2/"
 PAPER = {"alpha_high": 1.5, "alpha_low": 0.5}
 SOURCES = [("report.rows.json", "synthetic test split"), ("report_large.rows.json", "synthetic test split"),
            ("report_optuna.rows.json", "synthetic test split"), ("report_smac.rows.json", "synthetic test split"),
+           ("report_gp.rows.json", "synthetic test split"),
            ("real.rows.json", "real tables, test questions")]
 
 

@@ -83,6 +83,10 @@ def run_table(job: tuple) -> list[dict]:
 
     family, w, seed, split, methods = job
     threadpool_limits(1)
+    if any(m == "optuna_gp" for m, _ in methods):  # GPSampler runs on torch: one intra-op thread per worker too
+        import torch
+
+        torch.set_num_threads(1)
     space, R, truth = table_of(family, seed + (1000 if split == "test" else 0), w)
     rows = [{"method": "grid@100%", "setting": "{}", "family": family, "w": w, "seed": seed,
              "regret": normalized_regret(truth, int(np.argmax(R.mean(axis=1)))), "recall@5": float("nan"), "s": 0.0}]
@@ -92,6 +96,11 @@ def run_table(job: tuple) -> list[dict]:
             from smac_replay import smac_replay
 
             res = {k: [v] for k, v in smac_replay(R, space, int(round(0.2 * R.size)), seed, truth).items()}
+        elif method == "optuna_gp":  # not registered (a GP ask costs seconds); the same replay otherwise
+            from autorag_hp.policies.optuna_gp import OptunaGPPolicy
+
+            res = replay(R, space, lambda space, seed, p=params: OptunaGPPolicy(space, seed, **p), batch=4, seed=seed,
+                         fractions=[0.2], truth=truth)
         else:
             res = replay(R, space, method, batch=4, seed=seed, fractions=[0.2], truth=truth, policy_params=params)
         rows.append({"method": method, "setting": json.dumps(params, sort_keys=True), "family": family, "w": w,
@@ -165,6 +174,8 @@ def report(args) -> None:
         entries = [("optuna_tpe(multivariate)", "optuna_tpe", {"multivariate": True}), entries[-1]]
     elif args.baselines == "smac":  # SMAC3 at its defaults (eval/scripts/smac_replay.py), apart, on fewer seeds
         entries = [("smac", "smac", {}), entries[-1]]
+    elif args.baselines == "gp":  # Optuna's GPSampler at its defaults: seconds an ask late in a run, so few seeds
+        entries = [("optuna_gp", "optuna_gp", {}), entries[-1]]
     fams = args.families
     jobs = []
     for f in fams:
@@ -267,7 +278,7 @@ def main() -> None:
     ap.add_argument("--families", type=lambda s: s.split(","), default=list(FAMILIES))
     ap.add_argument("--chosen", default="eval/results/policies_v2/tuning.json")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--baselines", choices=["ours", "optuna", "smac"], default="ours",
+    ap.add_argument("--baselines", choices=["ours", "optuna", "smac", "gp"], default="ours",
                     help="ours: grid, random, UCB, Thompson, Hier-UCB, additive_lucb; optuna: multivariate TPE; "
                          "smac: SMAC3")
     ap.add_argument("--reuse", default=None, help="a rows file whose runs are kept for methods not in --rerun")
