@@ -183,14 +183,13 @@ def _live_check(args: argparse.Namespace, table) -> str:
 
 def _cpu_note(meta: dict) -> str:
     """Which CPU kinds made the table and run the live check: LLM answers agree exactly only on the same kind."""
-    from autorag_hp.evaluation.cpu_kinds import describe_cpu as name
-    from autorag_hp.evaluation.cpu_kinds import made_on, same_cpu_kind, this_cpu
+    from autorag_hp.evaluation.cpu_kinds import describe_cpu, made_on, same_cpu_kind, this_cpu
 
     here, table_cpu = this_cpu(), made_on(meta)
     cpus = meta.get("cpus") or []
-    made = name(table_cpu) if table_cpu else (" + ".join(name(c) for c in cpus) or "not recorded")
+    made = describe_cpu(table_cpu) if table_cpu else (" + ".join(describe_cpu(c) for c in cpus) or "not recorded")
     same = same_cpu_kind(table_cpu, here)
-    return (f"Table computed on: {made}. Live check on: {name(here)}. "
+    return (f"Table computed on: {made}. Live check on: {describe_cpu(here)}. "
             + ("Same CPU kind: temperature-0 LLM answers should agree exactly." if same else
                "Not the same CPU kind (or unknown): LLM answers may differ in their floating-point rounding, "
                "so *agree* below 1 does not by itself mean the pipeline changed."))

@@ -87,11 +87,11 @@ def to_markdown(rep: dict, totals: Mapping[str, Any] | None = None,
     runs); ``imported``: the totals of the runs whose rows were imported into it (``--import``), added to both."""
     lines = ["# Ground-truth grid: difficulty per reward weight", ""]
     if totals:
-        imported = imported or {}
-        wall = totals.get("wall_s", 0) + imported.get("wall_s", 0)
-        runs = (totals.get("runs") or 0) + (imported.get("runs") or 0)
-        lines += [f"- rows: {totals.get('rows')}, LLM calls: {totals.get('llm_calls')}, answers reused: "
-                  f"{totals.get('answers_reused')}, wall time: {wall / 3600:.2f} h over {runs} run(s)", ""]
+        from autorag_hp.evaluation.table import with_imported_runs
+
+        t = with_imported_runs(totals, imported)
+        lines += [f"- rows: {t.get('rows')}, LLM calls: {t.get('llm_calls')}, answers reused: "
+                  f"{t.get('answers_reused')}, wall time: {t['wall_s'] / 3600:.2f} h over {t['runs']} run(s)", ""]
     top_n = next((d["top_n"] for d in rep["by_w"].values() if "top_n" in d), 5)
     lines += [f"Reward: paper `w·acc − (1−w)·tokens/t_max`, acc = `{rep['metric']} ≥ {rep['threshold']}` "
               f"(rate {rep['accuracy_rate']:.3f}), t_max = {rep['t_max']:.0f}.", "",

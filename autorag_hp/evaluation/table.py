@@ -100,6 +100,14 @@ def to_url(target: str | os.PathLike) -> str:
     return database_url(target, paths=True)
 
 
+def with_imported_runs(totals: Mapping[str, Any], imported: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``GridTable.totals()`` plus the runs whose rows were imported (``--import``, meta ``imported_runs``): rows
+    and LLM calls already count every row, wall time and runs count only the table's own runs until added here."""
+    imported = imported or {}
+    return {**totals, "wall_s": (totals.get("wall_s") or 0) + (imported.get("wall_s") or 0),
+            "runs": (totals.get("runs") or 0) + (imported.get("runs") or 0)}
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

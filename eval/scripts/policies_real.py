@@ -34,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from policies_v2 import CANDIDATES, choose_settings, cpu, result_tables, write  # noqa: E402
+from policies_v2 import CANDIDATES, choose_settings, cpu, replay_policy, result_tables, write  # noqa: E402
 
 TABLES = {
     "llm": dict(path="eval/results/grid_python_docs.jsonl.gz", fix=None, metric="token_f1"),
@@ -82,13 +82,9 @@ def play(R, space, label, method, params, seed, fraction, truth) -> dict:
 
         res = smac_replay(R, space, int(round(fraction * R.size)), seed, truth)
     else:
-        policy = method
-        if method == "optuna_gp":  # not registered (a GP ask costs ~1 s: the registry's contract tests run every policy)
-            from autorag_hp.policies.optuna_gp import OptunaGPPolicy
-
-            policy = lambda space, seed: OptunaGPPolicy(space, seed, **params)  # noqa: E731
+        policy, policy_params = replay_policy(method, params)
         out = replay(R, space, policy, batch=4, seed=seed, fractions=[fraction], truth=truth,
-                     policy_params=None if method == "optuna_gp" else params)
+                     policy_params=policy_params)
         res = {"regret": float(out["regret"][0]), "recall@5": float(out["recall@5"][0])}
     return {"label": label, "method": method, "setting": json.dumps(params, sort_keys=True), "seed": seed,
             "s": time.perf_counter() - t0, **res}
@@ -233,6 +229,8 @@ def render(args) -> None:
 def transfer(args) -> None:
     """How far each method's pick is the optimum of the questions it played, and how far that optimum carries to
     the test questions: the report's runs (same seeds, so the same picks) judged on the development questions."""
+    from scipy.stats import spearmanr
+
     test_rows = json.load(open(args.rows))
     entries = [e for e in entries_of(json.load(open(args.chosen)), json.load(open(args.chosen_synth)))
                if e[1] not in ("smac", "optuna_gp")]  # the slow library baselines are left out
@@ -257,8 +255,7 @@ def transfer(args) -> None:
         for w in W:
             R = load(n)[1][w]
             dev, test = split_questions(R.shape[1])
-            rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
-            rho = np.corrcoef(rank(R[:, dev].mean(axis=1)), rank(R[:, test].mean(axis=1)))[0, 1]
+            rho = spearmanr(R[:, dev].mean(axis=1), R[:, test].mean(axis=1))[0]
             lines.append(f"| {n} | {w} | {rho:.2f} | " + " | ".join(
                 f"{mean(dev_rows, n, w, e[0])} / {mean(test_rows, n, w, e[0])}" for e in entries) + " |")
     lines += ["", "Cell: dev / test.", "", f"Command: `nice -n 19 .venv/bin/python eval/scripts/policies_real.py "

@@ -74,6 +74,19 @@ def table_of(family: str, table_seed: int, w: float):
     return space, t.replay_table(f["questions"]).reward_matrix(w), t.expected_rewards(w)
 
 
+def replay_policy(method: str, params: dict):
+    """(policy, policy_params) for ``replay``: a registered name with its parameters, or for ``optuna_gp`` (not
+    registered: a GP ask costs seconds) a factory, with torch held to one intra-op thread per worker."""
+    if method != "optuna_gp":
+        return method, params
+    import torch
+
+    from autorag_hp.policies.optuna_gp import OptunaGPPolicy
+
+    torch.set_num_threads(1)
+    return (lambda space, seed: OptunaGPPolicy(space, seed, **params)), None
+
+
 def run_table(job: tuple) -> list[dict]:
     """Every (method, setting) of ``job`` on one table: rows of regret and Recall@5 at 20 % of grid's calls."""
     from threadpoolctl import threadpool_limits
@@ -83,10 +96,6 @@ def run_table(job: tuple) -> list[dict]:
 
     family, w, seed, split, methods = job
     threadpool_limits(1)
-    if any(m == "optuna_gp" for m, _ in methods):  # GPSampler runs on torch: one intra-op thread per worker too
-        import torch
-
-        torch.set_num_threads(1)
     space, R, truth = table_of(family, seed + (1000 if split == "test" else 0), w)
     rows = [{"method": "grid@100%", "setting": "{}", "family": family, "w": w, "seed": seed,
              "regret": normalized_regret(truth, int(np.argmax(R.mean(axis=1)))), "recall@5": float("nan"), "s": 0.0}]
@@ -96,13 +105,10 @@ def run_table(job: tuple) -> list[dict]:
             from smac_replay import smac_replay
 
             res = {k: [v] for k, v in smac_replay(R, space, int(round(0.2 * R.size)), seed, truth).items()}
-        elif method == "optuna_gp":  # not registered (a GP ask costs seconds); the same replay otherwise
-            from autorag_hp.policies.optuna_gp import OptunaGPPolicy
-
-            res = replay(R, space, lambda space, seed, p=params: OptunaGPPolicy(space, seed, **p), batch=4, seed=seed,
-                         fractions=[0.2], truth=truth)
         else:
-            res = replay(R, space, method, batch=4, seed=seed, fractions=[0.2], truth=truth, policy_params=params)
+            policy, policy_params = replay_policy(method, params)
+            res = replay(R, space, policy, batch=4, seed=seed, fractions=[0.2], truth=truth,
+                         policy_params=policy_params)
         rows.append({"method": method, "setting": json.dumps(params, sort_keys=True), "family": family, "w": w,
                      "seed": seed, "regret": float(res["regret"][0]), "recall@5": float(res["recall@5"][0]),
                      "s": time.perf_counter() - t0})
