@@ -207,9 +207,11 @@ def test_claims_and_insert_once(tmp_path, backend):
 
 
 def test_resume_from_a_committed_export(tmp_path):
-    run_grid(TOY, tmp_path / "a.sqlite", questions=2, export=tmp_path / "a.jsonl.gz", **QUIET)
+    a = run_grid(TOY, tmp_path / "a.sqlite", questions=2, export=tmp_path / "a.jsonl.gz", **QUIET)
     s = run_grid(TOY, tmp_path / "b.sqlite", questions=3, import_from=tmp_path / "a.jsonl.gz", **QUIET)
     assert s["complete"] and s["rows"] == 32 * 3 and s["computed_now"] == 32  # only the new question
+    # the total wall time counts the imported run's too (it was this run's alone)
+    assert s["wall_s_total"] == pytest.approx(a["wall_s_total"] + s["wall_s_now"], abs=0.02)
     other = SearchSpace({"chunk_size": [40], "chunk_overlap": [0], "top_k": [1], "prompt": ["short"],
                          "temperature": [0.0]})
     with pytest.raises(TableMismatchError):

@@ -19,7 +19,7 @@ from autorag_hp.evaluation.cpu_kinds import this_cpu, unknown_cpu
 from autorag_hp.evaluation.grid.executors import GridJob, pick_executor
 from autorag_hp.evaluation.grid.plan import canonical_json, plan
 from autorag_hp.evaluation.metrics import DEFAULT_METRICS, resolve_metrics
-from autorag_hp.evaluation.table import GridTable, to_url
+from autorag_hp.evaluation.table import GridTable, to_url, with_imported_runs
 from autorag_hp.rag.load import pipeline_from_spec
 
 
@@ -121,7 +121,7 @@ def run_grid(
             bar.close()
         wall = time.perf_counter() - wall0
         table.update_run(run_id, wall, tally.cells, tally.calls)
-    totals = table.totals()
+    totals = with_imported_runs(table.totals(), table.get_meta("imported_runs"))
     summary = {"rows": totals["rows"], "cells_total": total, "computed_now": tally.cells,
                "llm_calls_now": tally.calls, "llm_calls_total": totals["llm_calls"],
                "answers_reused_total": totals["answers_reused"], "wall_s_now": round(wall, 2),
