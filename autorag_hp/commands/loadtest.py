@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -31,7 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (load mode)")
     p.add_argument("--requests", type=int, default=2000, help="asks in the load run (each followed by feedback)")
     p.add_argument("--baseline", type=int, default=300, help="direct pipeline calls / sequential asks to compare")
-    p.add_argument("--pin", action="store_true", help="pin replica i to core i (serve --cpus), load mode")
+    p.add_argument("--pin", action="store_true",
+                   help="pin replica i to the i-th of the replicas' cores alone (serve --cpus), load mode")
+    p.add_argument("--replica-cpus", default=None, metavar="LIST",
+                   help="the CPUs the replicas run on, e.g. '0-7' (default: all of this process's), load mode")
+    p.add_argument("--load-cpus", default=None, metavar="LIST",
+                   help="the CPUs the load generator runs on once the replicas are up, e.g. '12-15', load mode")
     p.add_argument("--load-procs", type=int, default=1,
                    help="processes of the load generator (load mode); their CPU is reported as 'clients'")
     p.add_argument("--fault-clients", type=int, default=16)
@@ -58,8 +64,6 @@ def ms(x: float | None) -> float | None:
 def cpu_seconds(pids: list[int]) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the replicas (``pids``) and every PostgreSQL
     server process: where the machine's cores go during a load (Linux ``/proc``)."""
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
 
     def of(pid: int | str) -> tuple[str, float]:
@@ -80,13 +84,21 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     import httpx
 
     from autorag_hp.commands import loadgen
+    from autorag_hp.commands.serve import parse_cpus
     from autorag_hp.rag import load_pipeline
 
+    replica_cpus = parse_cpus(args.replica_cpus) if args.replica_cpus else None
+    load_cpus = parse_cpus(args.load_cpus) if args.load_cpus else None
+    cores = _cores()  # before this process narrows itself to the load generator's CPUs
     pipe = load_pipeline(args.pipeline, generator="extractive")
     qs = pipe.questions()
     study = f"load-{int(time.time())}"
-    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas, pin=args.pin).start()
+    cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas, pin=args.pin,
+                      cores=replica_cpus).start()
+    affinity = os.sched_getaffinity(0)
     try:
+        if load_cpus:  # the worker processes of --load-procs are forked from here and inherit it
+            os.sched_setaffinity(0, load_cpus)
         # direct: the same pipeline, the same configurations, called in-process (indexes warm)
         cfgs = [{"embedding": "bm25", "chunk_size": c, "top_k": k} for c in LOAD_SPACE["chunk_size"] for k in LOAD_SPACE["top_k"]]
         for cfg in cfgs:
@@ -111,6 +123,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                             timeout=60).json() for u in cluster.urls]
         dash = dashes[0]
     finally:
+        os.sched_setaffinity(0, affinity)
         cluster.stop()
     n_ok = load["status"].get("ask 200", 0)
     n_req = len(load["lat_ask"]) + len(load["lat_fb"])
@@ -118,6 +131,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out = {
         "mode": "load", "storage": args.storage.split("@")[-1], "replicas": args.replicas, "clients": args.clients,
         "pinned": args.pin, "load_procs": args.load_procs,
+        "cpus": {"replicas": args.replica_cpus, "load_generator": args.load_cpus, "machine": cores},
         "pipeline": "python_docs_faq, generator=extractive (retrieval only: the answer is the best passage), bm25",
         "space": LOAD_SPACE, "asks": len(load["lat_ask"]), "feedbacks": len(load["lat_fb"]), "status": load["status"],
         "wall_s": round(load["wall_s"], 3),
@@ -142,20 +156,17 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "lock_held_per_replica": [d.get("lock_held") for d in dashes],
         # CPU per ask (+ its feedback), by component: with every core busy, cores / total is the ceiling on asks/s
         "cpu_ms_per_ask": {k: ms((cpu1[k] - cpu0[k]) / max(n_ok, 1)) for k in cpu0},
-        "cpu_busy_share": round(sum(cpu1[k] - cpu0[k] for k in cpu0) / (load["wall_s"] * _cores()), 3),
+        "cpu_busy_share": round(sum(cpu1[k] - cpu0[k] for k in cpu0) / (load["wall_s"] * cores), 3),
         "machine": machine(),
     }
     return out
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def machine() -> dict[str, Any]:
-    import os
     import platform
 
     try:

@@ -97,11 +97,12 @@ LOAD_SPACE = {"chunk_size": [256, 512, 1024], "top_k": [1, 3, 5]}
 
 class Cluster:
     """N replicas of ``autorag-hp serve`` (extractive generator, BM25) on one study of ``storage``, sharing a keys
-    file with one client, ``load``; ``space`` is the tuned space (JSON-able mapping); ``pin``: replica i runs on
-    core i (modulo the cores), ``serve --cpus``."""
+    file with one client, ``load``; ``space`` is the tuned space (JSON-able mapping). ``cores`` (default: this
+    process's) are the CPUs the replicas may use, ``serve --cpus``: with ``pin``, replica i runs on the i-th of
+    them alone (modulo their number); without, every replica may use all of them."""
 
     def __init__(self, pipeline: str, storage: str, space: dict, study: str, workdir: Path, n: int,
-                 extra: list[str] | None = None, pin: bool = False):
+                 extra: list[str] | None = None, pin: bool = False, cores: set[int] | None = None):
         from autorag_hp.service.auth import KeyRing
 
         self.keys = KeyRing.generate(("load",))
@@ -113,9 +114,15 @@ class Cluster:
         serve = ["--pipeline", pipeline, "--generator", "extractive", "--set", "embedding=bm25",
                  "--space", json.dumps(space), "--storage", storage, "--study", study, "--keys", str(kpath),
                  "--explore", "0.5", "--feedback-window", "120", "--log-level", "error", *(extra or [])]
-        cores = sorted(os.sched_getaffinity(0))
-        self.replicas = [Replica(serve + (["--cpus", str(cores[i % len(cores)])] if pin else []),
-                                 log=workdir / f"replica{i}.log", name=f"replica{i}") for i in range(n)]
+        ordered = sorted(cores or os.sched_getaffinity(0))
+
+        def cpus(i: int) -> list[str]:
+            if pin:
+                return ["--cpus", str(ordered[i % len(ordered)])]
+            return ["--cpus", ",".join(map(str, ordered))] if cores else []
+
+        self.replicas = [Replica(serve + cpus(i), log=workdir / f"replica{i}.log", name=f"replica{i}")
+                         for i in range(n)]
 
     def start(self) -> Cluster:
         for r in self.replicas:

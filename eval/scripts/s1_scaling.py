@@ -66,12 +66,20 @@ def table(folder: Path) -> str:
         d = json.loads(f.read_text())
         k = int(f.stem.rsplit("_r", 1)[1])
         runs[(d["revision"], d["replicas"], k)] = d
-    lines = ["| revision | replicas | asks/s per round | tuner+storage in an ask, one client, p50 ms | "
+    return table_of(runs)
+
+
+def table_of(runs: dict[tuple[str, int, int], dict], arm: str = "revision") -> str:
+    """The tables of ``loadtest --mode load`` results keyed by (arm, replicas, round): per arm and replica
+    count the rounds' throughput, overhead, CPU per ask and busy cores; then each replica count's throughput
+    over one replica's, round by round (the rounds pair them), with a t interval over rounds."""
+    lines = [f"| {arm} | replicas | asks/s per round | tuner+storage in an ask, one client, p50 ms | "
              "CPU ms per ask+feedback: replicas / PostgreSQL / load generator | cores busy |",
              "|---|---|---|---|---|---|"]
     ratios = {}
     for rev in dict.fromkeys(r for r, _, _ in sorted(runs, key=lambda x: (x[2], x[0]))):
-        for rep in (1, 2):
+        counts = sorted({n for r, n, _ in runs if r == rev})
+        for rep in counts:
             rs = [runs[key] for key in sorted(runs) if key[0] == rev and key[1] == rep]
             cpu = [r["cpu_ms_per_ask"] for r in rs]
             lines.append(
@@ -79,15 +87,18 @@ def table(folder: Path) -> str:
                 + ", ".join(f"{r['sequential_breakdown_ms_p50']['tuner_and_storage']:.2f}" for r in rs) + " | "
                 + f"{statistics.median(c['replicas'] for c in cpu):.2f} / {statistics.median(c['postgres'] for c in cpu):.2f}"
                 + f" / {statistics.median(c['clients'] for c in cpu):.2f} | "
-                + ", ".join(f"{2 * r['cpu_busy_share']:.2f}" for r in rs) + " |")
+                + ", ".join(f"{r['machine']['cpus'] * r['cpu_busy_share']:.2f}" for r in rs) + " |")
         rounds = sorted({k for r, _, k in runs if r == rev})
-        ratios[rev] = [runs[(rev, 2, k)]["asks_per_s"] / runs[(rev, 1, k)]["asks_per_s"] for k in rounds
-                       if (rev, 2, k) in runs and (rev, 1, k) in runs]
-    lines += ["", "| revision | 2 replicas / 1 replica, per round | mean | 95 % interval (t, over rounds) |", "|---|---|---|---|"]
-    for rev, rs in ratios.items():
+        for rep in counts[1:] if counts[:1] == [1] else []:
+            ratios[(rev, rep)] = [runs[(rev, rep, k)]["asks_per_s"] / runs[(rev, 1, k)]["asks_per_s"] for k in rounds
+                                  if (rev, rep, k) in runs and (rev, 1, k) in runs]
+    lines += ["", f"| {arm} | N replicas / 1 replica, per round | mean | 95 % interval (t, over rounds) |",
+              "|---|---|---|---|"]
+    for (rev, rep), rs in ratios.items():
         m = statistics.fmean(rs)
         half = _t95(len(rs) - 1) * statistics.stdev(rs) / math.sqrt(len(rs)) if len(rs) > 1 else float("nan")
-        lines.append(f"| {rev} | " + ", ".join(f"{r:.2f}" for r in rs) + f" | {m:.2f} | [{m - half:.2f}, {m + half:.2f}] |")
+        lines.append(f"| {rev}, {rep} / 1 | " + ", ".join(f"{r:.2f}" for r in rs)
+                     + f" | {m:.2f} | [{m - half:.2f}, {m + half:.2f}] |")
     cpu = next(iter(runs.values()))["machine"]["cpu"]
     lines += ["", f"CPU: {cpu}"]
     return "\n".join(lines)
