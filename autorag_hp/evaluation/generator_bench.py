@@ -7,7 +7,6 @@ perplexity, and the capability line and gates every result carries. torch is imp
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 import sys
 import time
@@ -190,21 +189,9 @@ def latency_vs_baseline(gen, plain, msgs, new_tokens: int, repeats: int) -> dict
 
 def perplexity(gen, ids, window: int = 512) -> float:
     """Perplexity of ``gen``'s model on the token ids ``ids``, in windows of ``window`` tokens."""
-    import torch
+    from autorag_hp.generators.quality_gate import model_perplexity
 
-    model = gen.model
-    nll, count = 0.0, 0
-    with torch.inference_mode():
-        for start in range(0, ids.shape[0] - 1, window):
-            chunk = ids[start : start + window + 1].unsqueeze(0)
-            if chunk.shape[1] < 2:
-                break
-            with torch.autocast("cpu", dtype=torch.bfloat16) if gen.plan.bf16_autocast else contextlib.nullcontext():
-                logits = model(input_ids=chunk[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(logits[0].float(), chunk[0, 1:], reduction="sum")
-            nll += float(loss)
-            count += chunk.shape[1] - 1
-    return math.exp(nll / count)
+    return model_perplexity(gen.model, ids, window, bf16_autocast=gen.plan.bf16_autocast)
 
 
 # ------------------------------------------------------------------------------------------------ capability

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from .base import Overridable
 from .capabilities import cpu_tier, has_native_bf16, has_vnni
+from .quality_gate import MAX_PPL_INCREASE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel_plan import KernelDecision
@@ -93,8 +94,8 @@ def ipex_compatible(ipex_version: str | None, torch_version: str) -> tuple[bool,
 
 @dataclass(frozen=True)
 class AccelerationOptions(Overridable):
-    """What the caller asks for: the ``dtype``, ``bf16_mode``, ``quantize``, ``compile``, ``threads`` and ``ipex``
-    keywords of :class:`~autorag_hp.generators.local.LocalGenerator` (which says what each means) and of
+    """What the caller asks for: the ``dtype``, ``bf16_mode``, ``quantize``, ``compile``, ``threads``, ``ipex`` and
+    ``max_ppl_increase`` keywords of :class:`~autorag_hp.generators.local.LocalGenerator` (which says what each means) and of
     :func:`plan_acceleration`, validated; ``quantize``'s YAML spellings of "none" become None. Keywords override
     an options object (:meth:`~autorag_hp.generators.base.Overridable.of`)."""
 
@@ -104,9 +105,15 @@ class AccelerationOptions(Overridable):
     compile: bool = False
     threads: int | None = None
     ipex: bool | None = None
+    max_ppl_increase: float | None = MAX_PPL_INCREASE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantize", normalize_quantize(self.quantize))
+        if self.max_ppl_increase is not None and not (
+                isinstance(self.max_ppl_increase, int | float) and not isinstance(self.max_ppl_increase, bool)
+                and 0 <= self.max_ppl_increase < float("inf")):
+            raise ValueError("max_ppl_increase must be a fraction >= 0 (0.02 = +2 % perplexity allowed), or None to "
+                             f"choose the kernel by speed alone; got {self.max_ppl_increase!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if self.quantize not in QUANTIZE:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from .capabilities import has_native_bf16, has_vnni, relevant_flags
 from .kernel_bench import LinearKernelBench, linear_layers
+from .quality_gate import MAX_PPL_INCREASE, gate_winners, quality_key
 
 # kernel name -> (dtype, quantize) for plan_acceleration
 KERNELS: dict[str, tuple[str, str | None]] = {
@@ -157,6 +158,7 @@ class KernelDecision:
     source: str = "measured"  # "measured", "cache" or "capability" (one candidate: nothing to measure)
     bench_s: float = field(default=0.0, compare=False)
     stable: bool = field(default=True, compare=False)  # False: timings too noisy to cache; measured again
+    quality: dict = field(default_factory=dict, compare=False)  # kernel -> perplexity increase over fp32, if gated
 
     @property
     def reference(self) -> str:
@@ -186,11 +188,13 @@ class KernelDecision:
             how += ", too noisy to cache: measured again at the next load"
         detail = (", ".join(others) + f" of {self.reference}; ") if others else ""
         detail += (", ".join(missing) + " not measured; ") if missing else ""
+        detail += ("perplexity " + ", ".join(f"{k} {v:+.1%}" for k, v in self.quality.items()) + "; "
+                   if self.quality else "")
         return f"auto: {self.kernel} ({detail}{how})"
 
     def to_json(self) -> dict:
         return {"kernel": self.kernel, "candidates": list(self.candidates), "estimates": dict(self.estimates),
-                "reasons": list(self.reasons), "bench_s": self.bench_s}
+                "reasons": list(self.reasons), "bench_s": self.bench_s, "quality": dict(self.quality)}
 
     @classmethod
     def from_json(cls, data: Mapping, source: str = "cache") -> KernelDecision:
@@ -198,8 +202,9 @@ class KernelDecision:
         if kernel not in KERNELS or kernel not in cands or any(c not in KERNELS for c in cands):
             raise ValueError(f"unknown kernel in {data!r}")
         est = {str(k): float(v) for k, v in dict(data.get("estimates", {})).items()}
+        quality = {str(k): float(v) for k, v in dict(data.get("quality", {})).items()}
         return cls(kernel=kernel, candidates=cands, estimates=est, reasons=tuple(str(r) for r in data["reasons"]),
-                   source=source, bench_s=float(data.get("bench_s", 0.0)))
+                   source=source, bench_s=float(data.get("bench_s", 0.0)), quality=quality)
 
 
 def choose_kernel(
@@ -244,8 +249,9 @@ def cache_key(
     candidates: Sequence[str],
     aten_capability: str | None = None,
     onednn_max_isa: str | None = None,
+    quality: Sequence | None = None,
 ) -> dict:
-    """Everything the decision depends on, as a JSON-able dict."""
+    """Everything the decision depends on, as a JSON-able dict (``quality``: the perplexity gate's settings)."""
     return {
         "version": PLAN_VERSION,
         "cpu": str(caps.get("cpu_name", "")),
@@ -258,6 +264,7 @@ def cache_key(
         "torch": torch_version,
         "candidates": list(candidates),
         "workload": [PROMPT_TOKENS, NEW_TOKENS, PREFILL_ROWS, MARGIN, NOISE],
+        "quality": list(quality) if quality is not None else None,
     }
 
 
@@ -312,17 +319,22 @@ def decide_kernel(
     onednn_max_isa: str | None = None,
     bench: Bench | None = None,
     layers=None,
+    quality: Callable[[str], float] | None = None,
+    max_ppl_increase: float = MAX_PPL_INCREASE,
 ) -> KernelDecision:
     """Gates, then the cached decision, else the micro-benchmark (``bench``, default a
     :class:`LinearKernelBench` over ``layers``, the model's :func:`linear_layers`) and :func:`choose_kernel`,
-    whose result is then cached."""
+    whose result is then cached. ``quality(kernel)``, when given, is the model's perplexity increase under that
+    kernel over fp32 (:class:`~autorag_hp.generators.quality_gate.PerplexityGate`): a faster kernel over
+    ``max_ppl_increase`` is not chosen."""
     cands = kernel_candidates(caps, dtype, quantize)
     notes = tuple(gate_notes(caps, dtype, quantize))
     if len(cands) == 1:
         return KernelDecision(cands[0], tuple(cands), {}, (f"chose {cands[0]}: the only candidate here", *notes),
                               "capability")
     key = cache_key(caps, model_id=model_id, shapes=shapes, threads=threads, torch_version=torch_version,
-                    candidates=cands, aten_capability=aten_capability, onednn_max_isa=onednn_max_isa)
+                    candidates=cands, aten_capability=aten_capability, onednn_max_isa=onednn_max_isa,
+                    quality=quality_key(max_ppl_increase) if quality is not None else None)
     path = cache_file(cache_root, key) if cache_root is not None else None
     if path is not None:
         hit = read_cached(path, key)
@@ -341,7 +353,8 @@ def decide_kernel(
     again = estimate_all(run(items, [ref, *fast], threads), items)
     ref2 = again.get(ref)
     ratios = {k: (first[k] / ref1 + again[k] / ref2) / 2 for k in fast if ref2 and k in again}
-    winners = {k: r for k, r in ratios.items() if again[k] / ref2 < MARGIN}
+    confirmed = {k: r for k, r in ratios.items() if again[k] / ref2 < MARGIN}
+    winners, quality_notes, measured = gate_winners(confirmed, quality, max_ppl_increase, cands)
     estimates = dict(first)
     for k in [ref, *fast]:
         if k in again and ref1 and ref2:
@@ -357,7 +370,9 @@ def decide_kernel(
         win = ref
         drift = ref2 / ref1 if ref1 and ref2 else None
         lost = [f"{k} {again[k] / ref2:.2f}x" if ref2 and k in again else f"{k} not measured" for k in fast]
-        if lost:  # the passes disagree: keep fp32 now, but do not make it permanent
+        if confirmed:
+            head = f"chose {ref}: {', '.join(confirmed)} faster, but over the perplexity allowed"
+        elif lost:  # the passes disagree: keep fp32 now, but do not make it permanent
             stable = False
             head = (f"chose {ref}: {', '.join(fast)} won the first pass but not the second ({', '.join(lost)}); "
                     "the passes disagree, so it is measured again at the next load")
@@ -371,8 +386,8 @@ def decide_kernel(
             head = f"chose {ref}: no candidate is clearly faster"
         reasons.insert(0, head)
     elapsed = time.perf_counter() - t0
-    decision = KernelDecision(win, tuple(cands), estimates, (*reasons, *notes), "measured", round(elapsed, 3),
-                              stable)
+    decision = KernelDecision(win, tuple(cands), estimates, (*reasons[:1], *quality_notes, *reasons[1:], *notes),
+                              "measured", round(elapsed, 3), stable, measured)
     if path is not None and stable:
         try:
             write_cached(path, key, decision)

@@ -55,7 +55,8 @@ class LocalGenerator:
     bf16_mode: ``"weights"`` (cast weights to bf16) or ``"autocast"`` (fp32 weights, bf16 autocast).
     quantize: ``"auto"`` (the default: the fastest of fp32, bf16 weights, int8 and int8-weight on this CPU,
         never slower than fp32: capability gates, then a one-off micro-benchmark of the model's own linear
-        shapes, cached per CPU capability, model, threads and torch version under ``cache_dir``; see
+        shapes, then the perplexity gate of ``max_ppl_increase``, cached per CPU capability, model, threads
+        and torch version under ``cache_dir``; see
         :mod:`autorag_hp.generators.kernel_plan`; ``plan.describe()`` says what was chosen and the measured
         ratios against fp32), ``None`` (no quantization; with ``dtype="auto"`` still fp32 or bf16 by
         measurement), ``"int8"`` (every ``nn.Linear`` as int8 weights x per-token int8 activations: fast only
@@ -65,7 +66,10 @@ class LocalGenerator:
     compile: wrap the forward pass in ``torch.compile`` (needs a C++ compiler; first calls are slow).
     threads: torch intra-op threads (process-wide); ``None`` = one per physical core.
     ipex: ``None`` use IPEX if installed and matching torch; ``False`` never; ``True`` require it.
-    acceleration: an :class:`~autorag_hp.generators.accel.AccelerationOptions` holding the six above; those passed
+    max_ppl_increase: what ``auto`` may give up for speed: a kernel faster than fp32 is chosen only if the
+        model's perplexity under it on a calibration text is at most this much above fp32's (default 0.02, the
+        generator benchmark's target; :mod:`~autorag_hp.generators.quality_gate`). ``None``: speed alone.
+    acceleration: an :class:`~autorag_hp.generators.accel.AccelerationOptions` holding the seven above; those passed
         as keywords override it.
     capabilities: plan for this capability table instead of this CPU's (``cpu_capabilities()``), e.g. to test.
     chat: apply the tokenizer's chat template (plain strings become one user message); ``False`` sends
@@ -110,6 +114,18 @@ class LocalGenerator:
             from .kernel_plan import decide_kernel, linear_shapes
 
             layers = linear_layers(model_obj)
+            gate = None
+            if opts.max_ppl_increase is not None:
+                from .kernel_plan import KERNELS
+                from .quality_gate import PerplexityGate
+
+                def variant(model, kernel: str):  # a copy of the fp32 model running ``kernel``
+                    dtype, quantize = KERNELS[kernel]
+                    plan = plan_acceleration(caps, AccelerationOptions(dtype=dtype, quantize=quantize,
+                                                                       threads=opts.threads), **versions)
+                    return apply_plan(model, plan), plan.bf16_autocast
+
+                gate = PerplexityGate(model_obj, self.tokenizer, variant)
             decision = decide_kernel(
                 linear_shapes(layers),
                 caps,
@@ -122,8 +138,10 @@ class LocalGenerator:
                 aten_capability=caps.get("torch_cpu_capability"),
                 onednn_max_isa=caps.get("onednn_max_cpu_isa") or onednn_max_isa(),
                 layers=layers,
+                quality=gate,
+                max_ppl_increase=opts.max_ppl_increase or 0.0,
             )
-            del layers
+            del layers, gate
             self.plan = plan_acceleration(caps, opts, decision=decision, **versions)
         for message in self.plan.warnings:
             warnings.warn(message, stacklevel=2)
