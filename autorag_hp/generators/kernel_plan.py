@@ -1,6 +1,7 @@
-"""``quantize="auto"`` / ``dtype="auto"``: the fastest kernel for this CPU and model, never slower than fp32.
+"""``quantize="auto"`` / ``dtype="auto"``: the fastest kernel for this CPU and model within the perplexity
+allowed, never slower than fp32.
 
-Three steps, each separately testable:
+Four steps, each separately testable:
 
 1. **Capability gates** (pure, :func:`kernel_candidates`): fp32 always; bf16 weights and int8-weight only with
    native bf16 (``amx_bf16`` / ``avx512_bf16``); int8 W8A8 (``torch._int_mm``) only with VNNI
@@ -15,6 +16,8 @@ Three steps, each separately testable:
 3. **The choice** (pure, :func:`choose_kernel`): the time of one generation (300 prompt tokens + 32 new tokens)
    is estimated from those timings, weighting each shape by how often it occurs; a candidate wins only when
    it is clearly faster than the reference (< 0.95x its time), otherwise the reference (fp32) stays.
+4. **The quality gate** (:mod:`~autorag_hp.generators.quality_gate`, when ``decide_kernel`` gets ``quality``):
+   the winners, fastest first, until one keeps the model's perplexity within ``max_ppl_increase`` of fp32's.
 
 The decision is cached as JSON under the model cache (``<cache_root>/kernel-plans/``), keyed by the torch CPU
 capability, the kernel-relevant flags, the oneDNN ISA limit, the model, its linear shapes, the thread count and
