@@ -107,3 +107,22 @@ def test_the_gate_measures_the_real_model_and_leaves_it_untouched():
     assert bf16 != 0.0 and abs(bf16) < 0.05  # bf16 weights move it, a little
     assert torch.equal(model.model.layers[0].mlp.down_proj.weight, before)  # the copies were changed, not it
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_a_shared_copy_converts_without_touching_or_copying_the_original():
+    import torch
+
+    from autorag_hp.generators.quality_gate import new_parameters_on_conversion, shared_copy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8))
+    model.register_buffer("table", torch.arange(4.0))
+    twin = shared_copy(model)
+    assert twin[0].weight is model[0].weight and twin.table is model.table  # no weight copied
+    before = model[0].weight.detach().clone()
+    with new_parameters_on_conversion():
+        twin.to(torch.bfloat16)
+    assert twin[0].weight.dtype == torch.bfloat16 and twin.table.dtype == torch.bfloat16
+    assert model[0].weight.dtype == torch.float32 and torch.equal(model[0].weight, before)
+    assert model.table.dtype == torch.float32
+    assert not torch.__future__.get_overwrite_module_params_on_conversion()  # the switch is put back
