@@ -64,6 +64,17 @@ def test_the_allowed_increase_is_part_of_the_cached_decision(tmp_path):
     assert len(list(tmp_path.glob("kernel-plans/*.json"))) == 3
 
 
+def test_a_kernel_whose_perplexity_cannot_be_measured_is_not_chosen(tmp_path):
+    def gate(kernel):
+        if kernel == "int8":
+            raise RuntimeError("no kernel for this shape")
+        return 0.001
+
+    d = decide_kernel(SMOL_SHAPES, EPYC, cache_root=tmp_path, bench=fake_bench(SPEED), quality=gate)
+    assert d.kernel == "int8-weight" and d.quality == {"int8-weight": pytest.approx(0.001)}
+    assert any(r.startswith("int8: its perplexity could not be measured (RuntimeError") for r in d.reasons)
+
+
 def test_decisions_keep_their_perplexities_through_the_cache_format():
     d = KernelDecision("int8-weight", ("fp32", "int8", "int8-weight"), {"fp32": 1.0, "int8": 0.5},
                        ("chose int8-weight",), quality={"int8": 0.042, "int8-weight": 0.004})

@@ -124,7 +124,13 @@ def gate_winners(winners: dict[str, float], gate: Callable[[str], float] | None,
     kept, notes, measured = dict(winners), [], {}
     ref = order[0]
     for k in sorted(winners, key=lambda k: (winners[k], order.index(k))):
-        measured[k] = inc = gate(k)
+        try:
+            inc = gate(k)
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot run here is not chosen; the load goes on
+            notes.append(f"{k}: its perplexity could not be measured ({type(exc).__name__}: {exc}), not chosen")
+            del kept[k]
+            continue
+        measured[k] = inc
         if inc <= limit:
             notes.append(f"{k}: perplexity {inc:+.1%} against {ref} on the calibration text (allowed {limit:+.0%})")
             break
