@@ -78,7 +78,9 @@ def test_bundled_and_committed_specs_validate():
     assert {"model", "threads", "quantize", "dtype", "cache_dir"} <= set(local_generator_keys())
 
 
-def test_gold_sources_that_match_no_document_fail_with_near_matches(tmp_path):
+def test_gold_sources_that_match_no_document_fail_with_near_matches(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the spec's relative paths are found beside it, whatever the cwd holds
     docs = load_corpus(_docs(tmp_path / "docs"))
     good = QAItem("How do I install it?", None, ("guide/install.md",), "q1")
     check_gold_sources([good], docs)
@@ -93,6 +95,19 @@ def test_gold_sources_that_match_no_document_fail_with_near_matches(tmp_path):
     with pytest.raises(CorpusError, match=r"'instal.md' \(near: 'guide/install.md'\)"):
         load_pipeline(spec, cache_dir=tmp_path / "cache")
     assert qa.exists()
+
+
+def test_a_relative_path_found_in_the_working_directory_and_beside_the_spec_warns(tmp_path, monkeypatch):
+    here, spec_dir = tmp_path / "here", tmp_path / "specs"
+    _docs(here / "docs"), _docs(spec_dir / "docs")
+    monkeypatch.chdir(here)
+    with pytest.warns(UserWarning, match=r"corpus 'docs' exists both in the working directory .* and beside the "
+                                         r"pipeline spec .*; using the working directory's"):
+        assert resolve_data_path("docs", spec_dir).resolve() == (here / "docs").resolve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one place only: no warning
+        assert resolve_data_path("docs", here) == Path("docs")
+        assert resolve_data_path("docs/usage.md", tmp_path / "nowhere") == Path("docs/usage.md")
 
 
 def test_a_misspelled_qa_key_names_the_key_it_resembles_and_other_keys_warn(tmp_path):

@@ -1,7 +1,7 @@
 """How a spec and its questions refer to data, checked so that no mistake passes silently.
 
 - :func:`resolve_data_path`: a relative path is looked up in the working directory first, then beside the spec
-  that names it; the error names both places;
+  that names it; the error names both places, and a path found in both (different) places warns;
 - :func:`check_gold_sources`: every gold source is the id of a document of the corpus (near matches are listed);
 - :func:`corpus_label`: the short name of what a corpus spec points at, for a pipeline's name.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def resolve_data_path(value: str | os.PathLike, base: str | os.PathLike | None, 
     tried. ``what`` (``corpus``, ``questions``) starts the message."""
     p = Path(value).expanduser()
     if p.exists() or p.is_absolute():
+        beside = Path(base) / p if base is not None and not p.is_absolute() else None
+        if beside is not None and beside.exists() and beside.resolve() != p.resolve():
+            warnings.warn(f"{what} {str(value)!r} exists both in the working directory ({str(Path.cwd() / p)!r}) and "
+                          f"beside the pipeline spec ({str(beside)!r}); using the working directory's. Give an "
+                          "absolute path to choose", stacklevel=2)
         return p
     tried = [Path.cwd() / p]
     if base is not None:
