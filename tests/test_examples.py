@@ -36,3 +36,14 @@ def test_hyperopt_against_grid_writes_its_table_and_plot(tmp_path):
     pytest.importorskip("hyperopt")
     _run("hyperopt_vs_grid.py", "--evals", "10", "--seeds", "0", "--out", str(tmp_path))
     assert {"results.json", "results.md", "best_vs_evals_and_time.png"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_the_wrapped_langchain_chain_of_the_readme_tunes_and_names_its_best():
+    pytest.importorskip("langchain_community")
+    import re
+
+    out = _run("wrap_langchain_chain.py", "--questions", "2").stdout
+    trials = re.findall(r"^trial ([0-9a-f]{16}): '", out, re.M)
+    assert len(set(trials)) == 2, out  # one trial per call, each with its own id
+    best = re.findall(r"^best: \{'search_kwargs': 'k=[135]', 'temperature': 0\.[07]\} mean=-?\d\.\d{3} n=\d", out, re.M)
+    assert best, out  # the knobs print as values (k=3), not as alternative indexes
