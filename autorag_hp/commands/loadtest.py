@@ -95,7 +95,7 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     study = f"load-{int(time.time())}"
     cluster = Cluster(args.pipeline, args.storage, LOAD_SPACE, study, workdir, args.replicas, pin=args.pin,
                       cores=replica_cpus).start()
-    affinity = os.sched_getaffinity(0)
+    affinity = os.sched_getaffinity(0) if load_cpus else None  # given back at the end
     try:
         if load_cpus:  # the worker processes of --load-procs are forked from here and inherit it
             os.sched_setaffinity(0, load_cpus)
@@ -123,7 +123,8 @@ def run_load(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                             timeout=60).json() for u in cluster.urls]
         dash = dashes[0]
     finally:
-        os.sched_setaffinity(0, affinity)
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
         cluster.stop()
     n_ok = load["status"].get("ask 200", 0)
     n_req = len(load["lat_ask"]) + len(load["lat_fb"])

@@ -114,7 +114,7 @@ class LocalGenerator:
             from .kernel_plan import decide_kernel, linear_shapes
 
             layers = linear_layers(model_obj)
-            gate = None
+            gated = {}  # the perplexity gate's arguments of decide_kernel, unless the caller chose speed alone
             if opts.max_ppl_increase is not None:
                 from .kernel_plan import KERNELS
                 from .quality_gate import PerplexityGate
@@ -125,7 +125,8 @@ class LocalGenerator:
                                                                        threads=opts.threads), **versions)
                     return apply_plan(model, plan), plan.bf16_autocast
 
-                gate = PerplexityGate(model_obj, self.tokenizer, variant)
+                gated = {"quality": PerplexityGate(model_obj, self.tokenizer, variant),
+                         "max_ppl_increase": opts.max_ppl_increase}
             decision = decide_kernel(
                 linear_shapes(layers),
                 caps,
@@ -138,10 +139,9 @@ class LocalGenerator:
                 aten_capability=caps.get("torch_cpu_capability"),
                 onednn_max_isa=caps.get("onednn_max_cpu_isa") or onednn_max_isa(),
                 layers=layers,
-                quality=gate,
-                max_ppl_increase=opts.max_ppl_increase or 0.0,
+                **gated,
             )
-            del layers, gate
+            del layers, gated
             self.plan = plan_acceleration(caps, opts, decision=decision, **versions)
         for message in self.plan.warnings:
             warnings.warn(message, stacklevel=2)
