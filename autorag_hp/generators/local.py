@@ -116,13 +116,13 @@ class LocalGenerator:
             layers = linear_layers(model_obj)
             gated = {}  # the perplexity gate's arguments of decide_kernel, unless the caller chose speed alone
             if opts.max_ppl_increase is not None:
-                from .kernel_plan import KERNELS
+                from .kernel_plan import KernelDecision
                 from .quality_gate import PerplexityGate
 
-                def variant(model, kernel: str):  # a copy of the fp32 model running ``kernel``
-                    dtype, quantize = KERNELS[kernel]
-                    plan = plan_acceleration(caps, AccelerationOptions(dtype=dtype, quantize=quantize,
-                                                                       threads=opts.threads), **versions)
+                def variant(model, kernel: str):  # a copy of the fp32 model running ``kernel``: planned as the
+                    # final model will be if ``kernel`` wins (the caller's bf16_mode, threads, ipex), uncompiled
+                    plan = plan_acceleration(caps, opts, decision=KernelDecision(kernel, (kernel,)), compile=False,
+                                             **versions)
                     return apply_plan(model, plan), plan.bf16_autocast
 
                 gated = {"quality": PerplexityGate(model_obj, self.tokenizer, variant),
